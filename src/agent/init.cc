@@ -5,39 +5,120 @@
 // Usage (built by the engine, never by users):
 //   airlock-init --uid N --gid N --workdir DIR [--tty ROWS COLS] [--cap-drop-all] -- CMD [ARG...]
 //
-// Kept small and static: no exceptions, no iostreams, no allocation after start-up.
-#include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
+// Freestanding: no libc (see sys.h for why), no allocation, no exceptions.
+#include <asm-generic/errno.h>
+#include <asm/ioctls.h>
+#include <asm/signal.h>
+#include <asm/termios.h>
 #include <linux/capability.h>
-#include <linux/close_range.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <termios.h>
-#include <unistd.h>
+#include <linux/fcntl.h>
+#include <linux/prctl.h>
+#include <linux/signalfd.h>
+#include <linux/uio.h>
 
+#include "agent/sys.h"
 #include "protocol/init_messages.h"
 
-extern char** environ;
+// The compiler may emit calls to these for struct copies and zeroing.
+extern "C" void* memset(void* dst, int c, unsigned long n) {
+  auto* d = static_cast<unsigned char*>(dst);
+  while (n--) *d++ = static_cast<unsigned char>(c);
+  return dst;
+}
+extern "C" void* memcpy(void* dst, const void* src, unsigned long n) {
+  auto* d = static_cast<unsigned char*>(dst);
+  auto* s = static_cast<const unsigned char*>(src);
+  while (n--) *d++ = *s++;
+  return dst;
+}
 
 namespace {
 
 using airlock::protocol::InitMessage;
 using airlock::protocol::InitMessageKind;
 constexpr int kControlFd = airlock::protocol::kInitControlFd;
+constexpr int kMaxSignal = 64;
+constexpr int kSocketLevel = 1;   // SOL_SOCKET
+constexpr int kScmRights = 1;     // SCM_RIGHTS
+constexpr int kMsgNoSignal = 0x4000;
 
+// ---- tiny string helpers --------------------------------------------------------------------
+unsigned long length(const char* s) {
+  unsigned long n = 0;
+  while (s[n]) ++n;
+  return n;
+}
+bool equal(const char* a, const char* b) {
+  while (*a && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+bool starts_with(const char* s, const char* prefix) {
+  while (*prefix && *s == *prefix) ++s, ++prefix;
+  return *prefix == 0;
+}
+bool contains(const char* s, char c) {
+  for (; *s; ++s)
+    if (*s == c) return true;
+  return false;
+}
+
+// A fixed buffer that silently truncates: messages and paths are bounded.
+struct Text {
+  char buf[4200];
+  unsigned long n = 0;
+  Text& add(const char* s) {
+    while (*s && n < sizeof buf - 1) buf[n++] = *s++;
+    buf[n] = 0;
+    return *this;
+  }
+  Text& add(const char* s, unsigned long len) {
+    for (unsigned long i = 0; i < len && n < sizeof buf - 1; ++i) buf[n++] = s[i];
+    buf[n] = 0;
+    return *this;
+  }
+  Text& add_number(long v) {
+    char digits[24];
+    int i = 0;
+    bool negative = v < 0;
+    unsigned long u = negative ? static_cast<unsigned long>(-v) : static_cast<unsigned long>(v);
+    do {
+      digits[i++] = static_cast<char>('0' + u % 10);
+      u /= 10;
+    } while (u);
+    if (negative) add("-");
+    while (i) add(&digits[--i], 1);
+    return *this;
+  }
+};
+
+const char* error_text(long err) {
+  switch (err) {
+    case EPERM: return "Operation not permitted";
+    case ENOENT: return "No such file or directory";
+    case EACCES: return "Permission denied";
+    case ENOEXEC: return "Exec format error";
+    case EISDIR: return "Is a directory";
+    case ENOTDIR: return "Not a directory";
+    case ENAMETOOLONG: return "File name too long";
+    case ELOOP: return "Too many levels of symbolic links";
+    case ENOMEM: return "Cannot allocate memory";
+    case E2BIG: return "Argument list too long";
+    case ETXTBSY: return "Text file busy";
+    case EAGAIN: return "Resource temporarily unavailable";
+    case EINVAL: return "Invalid argument";
+    default: return "error";
+  }
+}
+
+void say(const Text& t) {
+  Text line;
+  line.add("airlock: ").add(t.buf, t.n).add("\n");
+  sys::write(2, line.buf, line.n);
+}
+
+// ---- options ----------------------------------------------------------------------------------
 struct Options {
-  uid_t uid = 0;
-  gid_t gid = 0;
+  unsigned uid = 0, gid = 0;
   const char* workdir = "/";
   bool tty = false;
   unsigned short rows = 24, cols = 80;
@@ -45,43 +126,35 @@ struct Options {
   char** argv = nullptr;
 };
 
-void say(const char* a, const char* b = "", const char* c = "", const char* d = "") {
-  char buf[1024];
-  int n = snprintf(buf, sizeof buf, "airlock: %s%s%s%s\n", a, b, c, d);
-  if (n > 0) {
-    ssize_t ignored = write(STDERR_FILENO, buf, static_cast<size_t>(n) < sizeof buf ? n : sizeof buf - 1);
-    (void)ignored;
-  }
-}
-
 bool parse_uint(const char* s, unsigned long max, unsigned long* out) {
   if (!s || !*s) return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno || *end || v > max) return false;
+  unsigned long v = 0;
+  for (; *s; ++s) {
+    if (*s < '0' || *s > '9') return false;
+    v = v * 10 + static_cast<unsigned long>(*s - '0');
+    if (v > max) return false;
+  }
   *out = v;
   return true;
 }
 
 bool parse_args(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
-    unsigned long v;
-    if (!strcmp(argv[i], "--")) {
+    unsigned long v, w;
+    if (equal(argv[i], "--")) {
       if (i + 1 >= argc) return false;
       o->argv = argv + i + 1;
       return true;
-    } else if (!strcmp(argv[i], "--uid") && i + 1 < argc && parse_uint(argv[i + 1], 65535, &v)) {
-      o->uid = static_cast<uid_t>(v), ++i;
-    } else if (!strcmp(argv[i], "--gid") && i + 1 < argc && parse_uint(argv[i + 1], 65535, &v)) {
-      o->gid = static_cast<gid_t>(v), ++i;
-    } else if (!strcmp(argv[i], "--workdir") && i + 1 < argc) {
+    } else if (equal(argv[i], "--uid") && i + 1 < argc && parse_uint(argv[i + 1], 65535, &v)) {
+      o->uid = static_cast<unsigned>(v), ++i;
+    } else if (equal(argv[i], "--gid") && i + 1 < argc && parse_uint(argv[i + 1], 65535, &v)) {
+      o->gid = static_cast<unsigned>(v), ++i;
+    } else if (equal(argv[i], "--workdir") && i + 1 < argc) {
       o->workdir = argv[++i];
-    } else if (!strcmp(argv[i], "--tty") && i + 2 < argc) {
-      unsigned long r, c;
-      if (!parse_uint(argv[i + 1], 65535, &r) || !parse_uint(argv[i + 2], 65535, &c)) return false;
-      o->tty = true, o->rows = static_cast<unsigned short>(r), o->cols = static_cast<unsigned short>(c), i += 2;
-    } else if (!strcmp(argv[i], "--cap-drop-all")) {
+    } else if (equal(argv[i], "--tty") && i + 2 < argc && parse_uint(argv[i + 1], 65535, &v) &&
+               parse_uint(argv[i + 2], 65535, &w)) {
+      o->tty = true, o->rows = static_cast<unsigned short>(v), o->cols = static_cast<unsigned short>(w), i += 2;
+    } else if (equal(argv[i], "--cap-drop-all")) {
       o->cap_drop_all = true;
     } else {
       return false;
@@ -90,152 +163,209 @@ bool parse_args(int argc, char** argv, Options* o) {
   return false;
 }
 
+// ---- messages to the host ---------------------------------------------------------------------
+struct MessageHeader {  // struct user_msghdr
+  void* name;
+  int name_len;
+  struct iovec* iov;
+  unsigned long iov_len;
+  void* control;
+  unsigned long control_len;
+  unsigned flags;
+};
+struct FdControl {  // one cmsghdr carrying one fd, padded as CMSG_SPACE(sizeof(int))
+  unsigned long len;
+  int level;
+  int type;
+  int fd;
+  int pad;
+};
+
 void send_message(InitMessageKind kind, int a, int b, int fd_to_pass = -1) {
   InitMessage msg;
-  msg.kind = static_cast<uint32_t>(kind);
+  msg.kind = static_cast<unsigned>(kind);
   msg.a = a;
   msg.b = b;
   struct iovec iov = {&msg, sizeof msg};
-  struct msghdr hdr = {};
-  hdr.msg_iov = &iov;
-  hdr.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  FdControl control = {sizeof(unsigned long) + 2 * sizeof(int) + sizeof(int), kSocketLevel, kScmRights, fd_to_pass, 0};
+  MessageHeader hdr = {nullptr, 0, &iov, 1, nullptr, 0, 0};
   if (fd_to_pass >= 0) {
-    memset(control, 0, sizeof control);
-    hdr.msg_control = control;
-    hdr.msg_controllen = sizeof control;
-    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&hdr);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd_to_pass, sizeof(int));
+    hdr.control = &control;
+    hdr.control_len = sizeof control;
   }
-  while (sendmsg(kControlFd, &hdr, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  while (sys::sendmsg(kControlFd, &hdr, kMsgNoSignal) == -EINTR) {
   }
 }
 
-// mkdir -p for the working directory (as root, before privileges are dropped).
+// ---- the command ------------------------------------------------------------------------------
+const char* find_env(char** envp, const char* key_eq) {
+  for (; *envp; ++envp)
+    if (starts_with(*envp, key_eq)) return *envp + length(key_eq);
+  return nullptr;
+}
+
+// execvp: PATH search as the shell does it; returns the errno that best explains a failure.
+long exec_command(char** argv, char** envp) {
+  const char* name = argv[0];
+  if (contains(name, '/')) return -sys::execve(name, argv, envp);
+  const char* path = find_env(envp, "PATH=");
+  if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  long result = ENOENT;
+  for (const char* p = path;;) {
+    const char* end = p;
+    while (*end && *end != ':') ++end;
+    Text candidate;
+    if (end == p)
+      candidate.add(".");
+    else
+      candidate.add(p, static_cast<unsigned long>(end - p));
+    candidate.add("/").add(name);
+    long err = -sys::execve(candidate.buf, argv, envp);
+    if (err == EACCES) result = EACCES;            // keep looking, but remember why
+    else if (err != ENOENT && err != ENOTDIR) return err;
+    if (!*end) break;
+    p = end + 1;
+  }
+  return result;
+}
+
 void make_workdir(const char* path) {
-  char buf[4096];
-  size_t len = strlen(path);
-  if (len >= sizeof buf) return;
-  memcpy(buf, path, len + 1);
-  for (size_t i = 1; i <= len; ++i) {
-    if (buf[i] == '/' || buf[i] == '\0') {
-      char saved = buf[i];
-      buf[i] = '\0';
-      mkdir(buf, 0755);
-      buf[i] = saved;
+  Text buf;
+  buf.add(path);
+  for (unsigned long i = 1; i <= buf.n; ++i) {
+    if (buf.buf[i] == '/' || buf.buf[i] == 0) {
+      char saved = buf.buf[i];
+      buf.buf[i] = 0;
+      sys::mkdir(buf.buf, 0755);
+      buf.buf[i] = saved;
     }
   }
 }
 
-int drop_bounding_set() {
+long drop_all_capabilities() {
   for (int cap = 0; cap <= 63; ++cap) {
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+    long r = sys::prctl(PR_CAPBSET_DROP, cap);
+    if (r < 0 && r != -EINVAL) return -r;
   }
   return 0;
 }
 
-int clear_capabilities() {
+long clear_capabilities() {
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2] = {};
-  return syscall(SYS_capset, &header, data) == 0 ? 0 : errno;
+  return -sys::capset(&header, data);
 }
 
-// The command's side of the fork. Reports exec failure as an errno on `report_fd`.
-[[noreturn]] void run_command(const Options& o, int slave, int report_fd, const sigset_t& original_mask) {
-  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
-  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
-  setsid();  // own session: no terminal of ours to steal, and kill(-pgid) reaches its group
+[[noreturn]] void fail_command(int report_fd, long err, int code) {
+  int e = static_cast<int>(err);
+  sys::write(report_fd, &e, sizeof e);
+  sys::exit(code);
+}
+
+// The command's side of the fork: reports a failure to start as an errno on report_fd.
+[[noreturn]] void run_command(const Options& o, char** envp, int slave, int report_fd) {
+  struct KernelSigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    unsigned long mask;
+  } dfl = {nullptr, 0, nullptr, 0};  // SIG_DFL
+  for (int sig = 1; sig <= kMaxSignal; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) sys::sigaction(sig, &dfl, nullptr);
+  }
+  unsigned long none = 0;
+  sys::sigprocmask(SIG_SETMASK, &none, nullptr);
+  sys::setsid();  // own session: kill(-pgid) reaches its group; no terminal of ours to steal
   if (o.tty) {
-    if (ioctl(slave, TIOCSCTTY, 0) != 0) say("cannot set controlling terminal: ", strerror(errno));
-    dup2(slave, 0), dup2(slave, 1), dup2(slave, 2);
+    if (sys::ioctl(slave, TIOCSCTTY, 0) < 0) say(Text().add("cannot set the controlling terminal"));
+    sys::dup2(slave, 0), sys::dup2(slave, 1), sys::dup2(slave, 2);
   }
   // Only fds 0-2 reach the command (the report pipe is close-on-exec).
-  syscall(SYS_close_range, 3, report_fd - 1, 0);
-  syscall(SYS_close_range, report_fd + 1, ~0U, 0);
+  sys::close_range(3, static_cast<unsigned>(report_fd - 1));
+  sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U);
 
-  int err = 0;
-  if (chdir(o.workdir) != 0) {
+  if (sys::chdir(o.workdir) < 0) {
     make_workdir(o.workdir);
-    if (chdir(o.workdir) != 0) err = errno;
-  }
-  if (err) {
-    say("workdir ", o.workdir, ": ", strerror(err));
-    ssize_t ignored = write(report_fd, &err, sizeof err);
-    (void)ignored;
-    _exit(126);
-  }
-  if (o.uid != 0 || o.cap_drop_all) {
-    // A non-root user, or root with --cap-drop ALL, keeps no capability at all, and cannot
-    // regain one by exec (empty bounding set; setuid binaries are void under no_new_privs).
-    if ((err = drop_bounding_set()) == 0) {
-      if (setgroups(0, nullptr) != 0 || setresgid(o.gid, o.gid, o.gid) != 0 || setresuid(o.uid, o.uid, o.uid) != 0)
-        err = errno;
-      else
-        err = clear_capabilities();
+    long r = sys::chdir(o.workdir);
+    if (r < 0) {
+      say(Text().add("workdir ").add(o.workdir).add(": ").add(error_text(-r)));
+      fail_command(report_fd, -r, 126);
     }
-  } else if (setgroups(0, nullptr) != 0 || setresgid(o.gid, o.gid, o.gid) != 0) {
-    err = errno;
+  }
+  long err = 0;
+  if (o.uid != 0 || o.cap_drop_all) {
+    // A non-root user, or root with --cap-drop ALL, keeps no capability and cannot regain one
+    // by exec (empty bounding set; setuid binaries are void under no_new_privs).
+    err = drop_all_capabilities();
+    if (!err) err = -sys::setgroups(0, nullptr);
+    if (!err) err = -sys::setresgid(o.gid, o.gid, o.gid);
+    if (!err) err = -sys::setresuid(o.uid, o.uid, o.uid);
+    if (!err) err = clear_capabilities();
+  } else {
+    err = -sys::setgroups(0, nullptr);
+    if (!err) err = -sys::setresgid(o.gid, o.gid, o.gid);
   }
   if (err) {
-    say("cannot switch to the requested user: ", strerror(err));
-    ssize_t ignored = write(report_fd, &err, sizeof err);
-    (void)ignored;
-    _exit(126);
+    say(Text().add("cannot switch to the requested user: ").add(error_text(err)));
+    fail_command(report_fd, err, 126);
   }
-  execvp(o.argv[0], o.argv);
-  err = errno;
+  err = exec_command(o.argv, envp);
   if (err == ENOENT)
-    say(o.argv[0], ": command not found");
+    say(Text().add(o.argv[0]).add(": command not found"));
   else
-    say(o.argv[0], ": ", strerror(err));
-  ssize_t ignored = write(report_fd, &err, sizeof err);
-  (void)ignored;
-  _exit(err == ENOENT ? 127 : 126);
+    say(Text().add(o.argv[0]).add(": ").add(error_text(err)));
+  fail_command(report_fd, err, err == ENOENT ? 127 : 126);
 }
 
 int open_pty(const Options& o, int* slave_out) {
-  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  long master = sys::openat(AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0) return -1;
   int unlock = 0;
-  if (ioctl(master, TIOCSPTLCK, &unlock) != 0) return -1;
+  if (sys::ioctl(static_cast<int>(master), TIOCSPTLCK, reinterpret_cast<long>(&unlock)) < 0) return -1;
   struct winsize ws = {o.rows, o.cols, 0, 0};
-  ioctl(master, TIOCSWINSZ, &ws);
-  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  sys::ioctl(static_cast<int>(master), TIOCSWINSZ, reinterpret_cast<long>(&ws));
+  long slave = sys::ioctl(static_cast<int>(master), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) return -1;
-  *slave_out = slave;
-  return master;
+  *slave_out = static_cast<int>(slave);
+  return static_cast<int>(master);
 }
 
-}  // namespace
+extern "C" void restore_rt();
+__asm__(
+    ".text\n"
+    "restore_rt:\n"
+    "  mov $15, %eax\n"  // rt_sigreturn
+    "  syscall\n");
 
-int main(int argc, char** argv) {
+void noop_handler(int) {}
+
+int init_main(int argc, char** argv, char** envp) {
   // Not dumpable: the workload cannot ptrace us or open /proc/1/{exe,mem,fd} (we hold the
   // control socket to the host and run as root of the namespace).
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  sys::prctl(PR_SET_DUMPABLE, 0);
 
   Options o;
   if (!parse_args(argc, argv, &o)) {
-    say("airlock-init: bad arguments");
+    say(Text().add("airlock-init: bad arguments"));
     return 125;
   }
 
   // Every signal we may forward gets a handler (PID 1 drops signals left at SIG_DFL) and is
-  // blocked, so it arrives through the signalfd instead.
-  sigset_t all, original;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, &original);
-  struct sigaction noop = {};
-  noop.sa_handler = [](int) {};
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    sigaction(sig, &noop, nullptr);
+  // blocked, so that it arrives through the signalfd instead.
+  unsigned long all = ~0UL;
+  sys::sigprocmask(SIG_BLOCK, &all, nullptr);
+  struct KernelSigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+  } act = {noop_handler, 0x04000000 /* SA_RESTORER */, restore_rt, ~0UL};
+  for (int sig = 1; sig <= kMaxSignal; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) sys::sigaction(sig, &act, nullptr);
   }
-  int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+  long sfd = sys::signalfd(-1, &all, O_CLOEXEC);
   if (sfd < 0) {
-    say("airlock-init: signalfd: ", strerror(errno));
+    say(Text().add("airlock-init: signalfd: ").add(error_text(-sfd)));
     return 125;
   }
 
@@ -243,66 +373,82 @@ int main(int argc, char** argv) {
   if (o.tty) {
     int master = open_pty(o, &slave);
     if (master < 0) {
-      say("cannot allocate a terminal: ", strerror(errno));
+      say(Text().add("cannot allocate a terminal"));
       return 125;
     }
     send_message(InitMessageKind::kPtyMaster, 0, 0, master);
-    close(master);
+    sys::close(master);
   }
 
   int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) return 125;
-  pid_t child = fork();
+  if (sys::pipe2(report, O_CLOEXEC) < 0) return 125;
+  long child = sys::fork();
   if (child < 0) {
-    say("cannot start the command: ", strerror(errno));
-    send_message(InitMessageKind::kExecFailed, errno, 0);
+    say(Text().add("cannot start the command: ").add(error_text(-child)));
+    send_message(InitMessageKind::kExecFailed, static_cast<int>(-child), 0);
     return 126;
   }
   if (child == 0) {
-    close(report[0]);
-    run_command(o, slave, report[1], original);
+    sys::close(report[0]);
+    run_command(o, envp, slave, report[1]);
   }
-  close(report[1]);
-  if (slave >= 0) close(slave);
+  sys::close(report[1]);
+  if (slave >= 0) sys::close(slave);
   int exec_errno = 0;
-  ssize_t n;
+  long n;
   do {
-    n = read(report[0], &exec_errno, sizeof exec_errno);
-  } while (n < 0 && errno == EINTR);
-  close(report[0]);
-  if (n == sizeof exec_errno) {
+    n = sys::read(report[0], &exec_errno, sizeof exec_errno);
+  } while (n == -EINTR);
+  sys::close(report[0]);
+  if (n == sizeof exec_errno)
     send_message(InitMessageKind::kExecFailed, exec_errno, 0);
-  } else {
-    send_message(InitMessageKind::kStarted, child, 0);
-  }
+  else
+    send_message(InitMessageKind::kStarted, static_cast<int>(child), 0);
 
   // Reap everything; forward everything else to the command; leave when the command does.
   for (;;) {
     struct signalfd_siginfo info;
-    ssize_t got = read(sfd, &info, sizeof info);
-    if (got != sizeof info) {
-      if (got < 0 && errno == EINTR) continue;
-      return 125;
-    }
+    long got = sys::read(static_cast<int>(sfd), &info, sizeof info);
+    if (got == -EINTR) continue;
+    if (got != sizeof info) return 125;
     int sig = static_cast<int>(info.ssi_signo);
     if (sig != SIGCHLD) {
-      kill(child, sig);
+      sys::kill(static_cast<int>(child), sig);
       continue;
     }
     int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    long pid;
+    while ((pid = sys::wait4(-1, &status, 1 /* WNOHANG */)) > 0) {
       if (pid != child) continue;
-      if (WIFEXITED(status)) {
-        int code = WEXITSTATUS(status);
+      int term = status & 0x7f;
+      if (term == 0) {
+        int code = (status >> 8) & 0xff;
         if (exec_errno == 0) send_message(InitMessageKind::kExited, code, 0);
         return code;
       }
-      if (WIFSIGNALED(status)) {
-        int term = WTERMSIG(status);
+      if (term != 0x7f) {  // killed by a signal (0x7f would mean stopped)
         send_message(InitMessageKind::kExited, -1, term);
         return 128 + term;
       }
     }
   }
 }
+
+}  // namespace
+
+extern "C" [[noreturn]] void start_c(long* sp) {
+  int argc = static_cast<int>(sp[0]);
+  char** argv = reinterpret_cast<char**>(sp + 1);
+  char** envp = argv + argc + 1;
+  sys::exit(init_main(argc, argv, envp));
+}
+
+__asm__(
+    ".text\n"
+    ".global _start\n"
+    "_start:\n"
+    "  xor %rbp, %rbp\n"
+    "  mov %rsp, %rdi\n"
+    "  and $-16, %rsp\n"
+    "  call start_c\n"
+    "  hlt\n");
