@@ -58,6 +58,10 @@ Result<RunRequest> parse_run_args(const std::vector<std::string>& args, const En
   std::vector<std::string> options(args.begin(), dashdash);
   if (dashdash != args.end()) req.spec.argv.assign(dashdash + 1, args.end());
 
+  bool wants_help = std::any_of(options.begin(), options.end(), [](const std::string& a) { return a == "-h" || a == "--help"; });
+  if (dashdash == args.end() && !wants_help)
+    return plain_error("missing \"--\" before the command\n" + std::string(kUsage));
+
   CLI::App app{"Run COMMAND in a fresh, isolated sandbox and exit with its status.", "airlock run"};
   app.footer(std::string(kUsage) +
              "\nExit status: COMMAND's own; 124 timeout; 137 killed (OOM or SIGKILL); 125 airlock's own error;"

@@ -53,9 +53,10 @@ Result<uint64_t> parse_size(std::string_view text) {
   size_t used = parse_decimal(text, &number);
   if (used == 0) return plain_error("invalid size " + quoted(text) + " (expected e.g. 512M, 1G)");
   std::string_view suffix = text.substr(used);
-  if (suffix.size() >= 2 && (suffix.substr(suffix.size() - 2) == "iB" || suffix.substr(suffix.size() - 2) == "ib"))
+  // "M", "MB", "MiB": the unit letter may be followed by "B" or "iB" (all binary multiples).
+  if (suffix.size() == 3 && (suffix.substr(1) == "iB" || suffix.substr(1) == "ib"))
     suffix.remove_suffix(2);
-  else if (suffix.size() >= 2 && (suffix.back() == 'B' || suffix.back() == 'b'))
+  else if (suffix.size() == 2 && (suffix.back() == 'B' || suffix.back() == 'b'))
     suffix.remove_suffix(1);
   long double multiplier = 1;
   if (suffix.size() > 1) return plain_error("invalid size " + quoted(text) + " (unknown unit)");
@@ -123,7 +124,8 @@ std::string format_size(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "K", "M", "G", "T"};
   int unit = 0;
   long double value = static_cast<long double>(bytes);
-  while (value >= 1024 && unit < 4) {
+  // Promote when one decimal would print as 1024.0 (1048575 bytes is "1.0M", not "1024.0K").
+  while (value >= 1023.95L && unit < 4) {
     value /= 1024;
     ++unit;
   }
@@ -138,20 +140,26 @@ std::string format_size(uint64_t bytes) {
 std::string format_duration(std::chrono::milliseconds d) {
   int64_t ms = d.count();
   char buf[64];
+  // Seconds with up to three decimals, trailing zeros dropped: exact for whole milliseconds.
+  auto seconds = [](int64_t value_ms, char* out, size_t size) {
+    if (value_ms % 1000 == 0) {
+      std::snprintf(out, size, "%llds", static_cast<long long>(value_ms / 1000));
+      return;
+    }
+    int n = std::snprintf(out, size, "%lld.%03lld", static_cast<long long>(value_ms / 1000),
+                          static_cast<long long>(value_ms % 1000));
+    while (n > 0 && out[n - 1] == '0') out[--n] = '\0';
+    std::snprintf(out + n, size - static_cast<size_t>(n), "s");
+  };
   if (ms < 1000) {
     std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
   } else if (ms < 60'000) {
-    if (ms % 1000 == 0)
-      std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms / 1000));
-    else
-      std::snprintf(buf, sizeof buf, "%.3gs", ms / 1000.0);
+    seconds(ms, buf, sizeof buf);
   } else {
     int64_t minutes = ms / 60'000;
-    int64_t seconds = (ms % 60'000) / 1000;
-    if (seconds == 0)
-      std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(minutes));
-    else
-      std::snprintf(buf, sizeof buf, "%lldm%llds", static_cast<long long>(minutes), static_cast<long long>(seconds));
+    int64_t rest = ms % 60'000;
+    int n = std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(minutes));
+    if (rest) seconds(rest, buf + n, sizeof buf - static_cast<size_t>(n));
   }
   return buf;
 }

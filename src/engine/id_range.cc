@@ -48,7 +48,7 @@ Result<IdRange> IdRangeAllocator::try_acquire(uint32_t index) const {
 Result<IdRange> IdRangeAllocator::allocate(uint32_t hint) const {
   if (count_ == 0) return plain_error("no id ranges configured");
   for (uint32_t i = 0; i < count_; ++i) {
-    uint32_t index = first_ + (hint + i) % count_;
+    uint32_t index = first_ + static_cast<uint32_t>((static_cast<uint64_t>(hint % count_) + i) % count_);
     auto range = try_acquire(index);
     if (range.ok()) return range;
     if (range.error().errnum != EBUSY) return std::move(range).error().with_context("allocate id range");

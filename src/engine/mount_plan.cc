@@ -119,6 +119,8 @@ Result<MountPlan> plan_mounts(const MountPlanInput& in) {
   if (in.stage_dir.empty() || in.stage_dir[0] != '/') return plain_error("mount plan: stage dir must be absolute");
   if (in.skeleton_fd < 0 || in.usr_fd < 0) return plain_error("mount plan: template layers are not open");
   if (in.disk_bytes < kMinDiskBytes) return plain_error("mount plan: writable layer too small");
+  // tmpfs reads size=0 as "unlimited": a zero here would be a /dev/shm without bound.
+  if (in.shm_bytes == 0) return plain_error("mount plan: /dev/shm needs a size");
 
   const std::string& s = in.stage_dir;
   const std::string root = s + "/root";
