@@ -18,6 +18,8 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <algorithm>
+#include <climits>
 #include <optional>
 #include <string>
 
@@ -133,28 +135,59 @@ bool read_init_message(int fd, InitReport& report) {
   return valid;
 }
 
-// Copies what is available from `from` to `to`; returns false at EOF or error on `from`.
-bool pump(int from, int to, bool* to_broken) {
-  char buf[65536];
-  ssize_t n = ::read(from, buf, sizeof buf);
-  if (n < 0) return errno == EAGAIN || errno == EINTR;
-  if (n == 0) return false;
-  if (*to_broken || to < 0) return true;  // keep draining so the sandbox never blocks on us
-  for (ssize_t off = 0; off < n;) {
-    ssize_t w = ::write(to, buf + off, static_cast<size_t>(n - off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        struct pollfd p = {to, POLLOUT, 0};
-        ::poll(&p, 1, 100);
-        continue;
-      }
-      *to_broken = true;
-      return true;
+// One direction of stdio between the user and the sandbox. Reads only when it has room and
+// writes only when poll says the target can take bytes, so a reader or writer that stalls on
+// one side never stalls the supervisor (deadline, signals, the other streams go on).
+class Relay {
+ public:
+  static constexpr size_t kCapacity = 64 * 1024;
+  Relay(int from, int to) : from_(from), to_(to) {}
+
+  bool wants_read() const { return from_ >= 0 && !eof_ && pending() < kCapacity; }
+  bool wants_write() const { return to_ >= 0 && pending() > 0 && !broken_; }
+  bool finished() const { return (eof_ || from_ < 0) && (pending() == 0 || broken_ || to_ < 0); }
+  bool eof() const { return eof_; }
+  int from() const { return from_; }
+  int to() const { return to_; }
+
+  void on_readable() {
+    char chunk[kCapacity];
+    ssize_t n = ::read(from_, chunk, kCapacity - pending());
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {  // EOF, or EIO from a pty master whose slave side is gone
+      eof_ = true;
+      return;
     }
-    off += w;
+    if (broken_ || to_ < 0) return;  // keep draining so the sandbox never blocks on us
+    buffer_.append(chunk, static_cast<size_t>(n));
   }
-  return true;
+
+  void on_writable() {
+    // At most PIPE_BUF per write: a pipe that polled writable takes that much without
+    // blocking even when the fd is one of ours in blocking mode (we never change the
+    // O_NONBLOCK flag of the user's stdio: it is shared with the calling shell).
+    size_t n = std::min<size_t>(pending(), PIPE_BUF);
+    ssize_t w = ::write(to_, buffer_.data() + offset_, n);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EINTR) broken_ = true;
+      return;
+    }
+    offset_ += static_cast<size_t>(w);
+    if (offset_ == buffer_.size()) buffer_.clear(), offset_ = 0;
+  }
+
+ private:
+  size_t pending() const { return buffer_.size() - offset_; }
+  int from_;
+  int to_;
+  std::string buffer_;
+  size_t offset_ = 0;
+  bool eof_ = false;
+  bool broken_ = false;
+};
+
+void set_nonblocking(int fd) {
+  if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
 const char* signal_name(int sig) {
@@ -190,51 +223,77 @@ int supervise(Sandbox& box, const SandboxSpec& spec, bool json, std::chrono::ste
   std::optional<RawTerminal> raw;
   if (spec.tty) raw.emplace(STDIN_FILENO);
   InitReport report;
-  bool out_broken = false, err_broken = false, in_broken = false;
-  bool stdin_open = spec.forward_stdin;
   bool control_open = true;
   bool timed_out = false;
+  bool eot_sent = false;
   std::optional<int> init_status;
+  std::optional<std::chrono::steady_clock::time_point> gave_up_at;
+
+  // Sandbox-side fds are ours alone: non-blocking. The pty relays start once init sends the master.
+  set_nonblocking(box.stdout_fd().get());
+  set_nonblocking(box.stderr_fd().get());
+  set_nonblocking(box.stdin_fd().get());
+  std::optional<Relay> out, err, in, pty_out;
+  if (!spec.tty) {
+    out.emplace(box.stdout_fd().get(), STDOUT_FILENO);
+    err.emplace(box.stderr_fd().get(), STDERR_FILENO);
+    if (spec.forward_stdin) in.emplace(STDIN_FILENO, box.stdin_fd().get());
+  }
 
   for (;;) {
-    struct pollfd fds[8];
+    if (spec.tty && report.pty_master && !pty_out) {
+      set_nonblocking(report.pty_master.get());
+      pty_out.emplace(report.pty_master.get(), STDOUT_FILENO);
+      in.emplace(STDIN_FILENO, report.pty_master.get());
+    }
+    // The stdin relay ends with the sandbox's stdin: EOF on ours closes theirs.
+    if (in && in->eof() && in->finished()) {
+      if (!spec.tty && box.stdin_fd()) {
+        box.stdin_fd().reset();
+      } else if (spec.tty && !eot_sent && report.pty_master) {
+        char eot = 4;  // the terminal's end-of-input character, once
+        eot_sent = ::write(report.pty_master.get(), &eot, 1) == 1;
+      }
+    }
+
+    bool outputs_done = (!out || out->finished()) && (!err || err->finished()) &&
+                        (!spec.tty || !pty_out || pty_out->finished());
+    if (init_status && (outputs_done || (gave_up_at && std::chrono::steady_clock::now() > *gave_up_at))) break;
+
+    struct pollfd fds[12];
     int n = 0;
     auto add = [&](int fd, short events) -> int {
       if (fd < 0) return -1;
       fds[n] = {fd, events, 0};
       return n++;
     };
+    struct Slot {
+      Relay* relay;
+      int read_index;
+      int write_index;
+    } slots[4];
+    int slot_count = 0;
+    for (auto* relay : {out ? &*out : nullptr, err ? &*err : nullptr, pty_out ? &*pty_out : nullptr,
+                        in && !init_status ? &*in : nullptr}) {
+      if (!relay) continue;
+      slots[slot_count++] = {relay, relay->wants_read() ? add(relay->from(), POLLIN) : -1,
+                             relay->wants_write() ? add(relay->to(), POLLOUT) : -1};
+    }
     int i_exit = init_status ? -1 : add(box.pidfd(), POLLIN);
     int i_ctl = control_open ? add(box.control_fd(), POLLIN) : -1;
-    int i_out = add(box.stdout_fd().get(), POLLIN);
-    int i_err = add(box.stderr_fd().get(), POLLIN);
-    int i_pty = add(report.pty_master.get(), POLLIN);
-    int stdin_target = spec.tty ? report.pty_master.get() : box.stdin_fd().get();
-    int i_in = stdin_open && stdin_target >= 0 ? add(STDIN_FILENO, POLLIN) : -1;
     int i_sig = add(sigfd.get(), POLLIN);
     int i_timer = add(timer.get(), POLLIN);
-    // Done when init has exited and every output stream is drained.
-    if (init_status && i_out < 0 && i_err < 0 && i_pty < 0) break;
-    if (::poll(fds, static_cast<nfds_t>(n), init_status ? 200 : -1) < 0) {
+    if (::poll(fds, static_cast<nfds_t>(n), init_status ? 100 : -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    auto ready = [&](int i) { return i >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)); };
-    if (ready(i_ctl) && !read_init_message(box.control_fd(), report)) control_open = false;
-    if (ready(i_out) && !pump(box.stdout_fd().get(), STDOUT_FILENO, &out_broken)) box.stdout_fd().reset();
-    if (ready(i_err) && !pump(box.stderr_fd().get(), STDERR_FILENO, &err_broken)) box.stderr_fd().reset();
-    if (ready(i_pty) && !pump(report.pty_master.get(), STDOUT_FILENO, &out_broken)) report.pty_master.reset();
-    if (ready(i_in) && !pump(STDIN_FILENO, stdin_target, &in_broken)) {
-      stdin_open = false;
-      if (spec.tty) {
-        // End of our input: send the terminal's EOF character once.
-        char eot = 4;
-        if (report.pty_master) (void)!::write(report.pty_master.get(), &eot, 1);
-      } else {
-        box.stdin_fd().reset();
-      }
+    auto ready = [&](int i, short mask) { return i >= 0 && (fds[i].revents & (mask | POLLHUP | POLLERR | POLLNVAL)); };
+    if (ready(i_ctl, POLLIN) && !read_init_message(box.control_fd(), report)) control_open = false;
+    for (int k = 0; k < slot_count; ++k) {
+      if (ready(slots[k].read_index, POLLIN)) slots[k].relay->on_readable();
+      if (ready(slots[k].write_index, POLLOUT)) slots[k].relay->on_writable();
     }
-    if (ready(i_sig)) {
+    if (ready(i_sig, POLLIN)) {
       struct signalfd_siginfo info;
       while (::read(sigfd.get(), &info, sizeof info) == sizeof info) {
         int sig = static_cast<int>(info.ssi_signo);
@@ -247,12 +306,12 @@ int supervise(Sandbox& box, const SandboxSpec& spec, bool json, std::chrono::ste
         }
       }
     }
-    if (ready(i_timer) && !init_status) {
+    if (ready(i_timer, POLLIN) && !init_status) {
       timed_out = true;
       (void)box.kill();
       timer.reset();
     }
-    if (ready(i_exit)) {
+    if (ready(i_exit, POLLIN)) {
       init_status = box.try_wait();
       // Drain what init sent before it died (its last words are the exit report).
       while (control_open && read_init_message(box.control_fd(), report) && !report.exit_code) {
@@ -261,7 +320,10 @@ int supervise(Sandbox& box, const SandboxSpec& spec, bool json, std::chrono::ste
       }
       control_open = false;
       box.stdin_fd().reset();
-      stdin_open = false;
+      // Every process of the sandbox is gone, so what is left in its pipes is bounded. A command
+      // that ended on its own waits for our reader, however slow (like cat); after a timeout we
+      // deliver what the reader takes within a second and drop the rest.
+      if (timed_out) gave_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
   }
   raw.reset();
