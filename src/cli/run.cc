@@ -147,6 +147,8 @@ class Relay {
   bool wants_write() const { return to_ >= 0 && pending() > 0 && !broken_; }
   bool finished() const { return (eof_ || from_ < 0) && (pending() == 0 || broken_ || to_ < 0); }
   bool eof() const { return eof_; }
+  // Whether what reached `to` so far ends a line (true when nothing was written).
+  bool ends_with_newline() const { return ends_with_newline_; }
   int from() const { return from_; }
   int to() const { return to_; }
 
@@ -159,6 +161,10 @@ class Relay {
       return;
     }
     if (broken_ || to_ < 0) return;  // keep draining so the sandbox never blocks on us
+    if (offset_ > 0) {  // drop what was already delivered: the buffer never exceeds kCapacity
+      buffer_.erase(0, offset_);
+      offset_ = 0;
+    }
     buffer_.append(chunk, static_cast<size_t>(n));
   }
 
@@ -172,6 +178,7 @@ class Relay {
       if (errno != EAGAIN && errno != EINTR) broken_ = true;
       return;
     }
+    if (w > 0) ends_with_newline_ = buffer_[offset_ + static_cast<size_t>(w) - 1] == '\n';
     offset_ += static_cast<size_t>(w);
     if (offset_ == buffer_.size()) buffer_.clear(), offset_ = 0;
   }
@@ -184,6 +191,7 @@ class Relay {
   size_t offset_ = 0;
   bool eof_ = false;
   bool broken_ = false;
+  bool ends_with_newline_ = true;
 };
 
 void set_nonblocking(int fd) {
@@ -327,6 +335,8 @@ int supervise(Sandbox& box, const SandboxSpec& spec, bool json, std::chrono::ste
     }
   }
   raw.reset();
+  // Our messages and summary are always lines of their own, even after unterminated output.
+  if (err && !err->ends_with_newline()) std::fputc('\n', stderr);
 
   auto wall = std::chrono::steady_clock::now() - t0;
   auto stats = box.stats();
