@@ -24,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 import tempfile
 import time
 
@@ -60,9 +61,18 @@ _DEVNULL = None
 
 
 def devnull() -> int:
+    """An empty, unlinked scratch file standing in for /dev/null as every launcher's stdio.
+
+    Not the real /dev/null: runc (and other OCI runtimes) fchown their stdio to the container's
+    root user, which on this host once left the host's /dev/null owned by nobody. A private file
+    reads as empty and swallows output just the same.
+    """
     global _DEVNULL
     if _DEVNULL is None:
-        _DEVNULL = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        import tempfile
+        scratch = tempfile.TemporaryFile()
+        _DEVNULL = os.dup(scratch.fileno())  # non-inheritable, like every fd Python makes
+        scratch.close()
     return _DEVNULL
 
 
@@ -732,7 +742,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
     ap.add_argument("--gap-ms", type=int, default=100,
                     help="idle time before each run of the spaced series (default 100; 0 skips that series)")
-    ap.add_argument("--airlock", default="/work/main/build/airlock", help="airlock binary")
+    ap.add_argument("--airlock", default=str(Path(__file__).resolve().parent.parent / "build" / "airlock"),
+                    help="airlock binary")
     ap.add_argument("--density", type=int, default=200, help="idle sandboxes per peer (default 200)")
     ap.add_argument("--density-runsc", type=int, default=None,
                     help="idle gVisor sandboxes (default: as --density; each costs ~16 MiB and ~0.1 s of CPU)")

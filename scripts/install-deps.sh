@@ -9,7 +9,7 @@ packages=(
   libseccomp-dev                            # seccomp policy compiler (build time)
   nlohmann-json3-dev libcli11-dev           # JSON output, CLI parsing
   libgtest-dev libgmock-dev                 # unit tests
-  python3 python3-pytest                    # integration and security suites
+  python3 python3-pytest python3-yaml       # integration, security and API-contract suites
   util-linux procps iproute2                # unshare/nsenter, ps, ip (used by tests)
 )
 

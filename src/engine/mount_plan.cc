@@ -148,7 +148,9 @@ Result<MountPlan> plan_mounts(const MountPlanInput& in) {
   ops.push_back(usr);
   ops.push_back(mount_op("overlay", root, "overlay", MS_NOSUID | MS_NODEV,
                          "lowerdir=" + s + "/lower,upperdir=" + s + "/upper,workdir=" + s + "/work,userxattr"));
-  ops.push_back(mount_op("overlay", root + "/usr", "overlay", MS_NOSUID | MS_NODEV,
+  // The host's /usr is read-only inside (as the host template promises); being an overlay lower
+  // as well, it stays untouched even if a sandbox managed to remount this mount read-write.
+  ops.push_back(mount_op("overlay", root + "/usr", "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
                          "lowerdir=" + s + "/usr-lower,upperdir=" + s + "/usr-upper,workdir=" + s + "/usr-work,userxattr"));
 
   // 4. /proc of the sandbox's own pid namespace; nested user namespaces off; sensitive paths

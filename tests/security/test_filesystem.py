@@ -214,14 +214,17 @@ def test_attack_workdir_through_proc_cve_2024_21626(probe, workdir):
 # --- writes never reach the host or the next sandbox (B.22, B.34) ---
 
 def test_attack_writes_to_usr_and_etc_stay_in_the_sandbox(run):
+    """/usr is the host's, read-only inside; /etc is the sandbox's own and dies with it."""
     token = f"airlock-sec-{os.getpid()}-{os.urandom(4).hex()}"
     true_before = sha256("/usr/bin/true")
     mode_before = os.stat("/usr/bin/true").st_mode
-    completed = run(cmd=["/bin/sh", "-c",
-                         f"echo {token} > /usr/share/{token} && echo {token} >> /usr/bin/true && "
-                         f"chmod 4777 /usr/bin/true && echo '{token}:x:0:0::/:/bin/sh' >> /etc/passwd && "
-                         f"rm /usr/bin/false && echo wrote"])
-    assert completed.stdout.strip() == "wrote", f"the writes inside failed: {completed.stderr}"
+    usr_steps = [f"echo {token} > /usr/share/{token}", f"echo {token} >> /usr/bin/true",
+                 "chmod 4777 /usr/bin/true", "rm /usr/bin/false", f"mkdir /usr/{token}"]
+    script = "".join(f"sh -c '{step}' 2>/dev/null && echo 'WROTE {step}'; " for step in usr_steps)
+    script += f"echo '{token}:x:0:0::/:/bin/sh' >> /etc/passwd && echo etc-written"
+    completed = run(cmd=["/bin/sh", "-c", script])
+    assert "WROTE" not in completed.stdout, f"writes to the read-only /usr succeeded:\n{completed.stdout}"
+    assert completed.stdout.strip().endswith("etc-written"), f"the sandbox's own /etc is not writable: {completed.stderr}"
     assert not os.path.exists(f"/usr/share/{token}"), "a file created in the sandbox's /usr appeared on the host"
     assert sha256("/usr/bin/true") == true_before, "the host's /usr/bin/true changed"
     assert os.stat("/usr/bin/true").st_mode == mode_before, "the host's /usr/bin/true mode changed"
