@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev                 # unit tests
   python3 python3-pytest python3-yaml       # integration, security and API-contract suites
   util-linux procps iproute2                # unshare/nsenter, ps, ip (used by tests)
+  libboost-dev libsqlite3-dev libssl-dev    # airlockd: Beast/Asio HTTP, SQLite store, OpenSSL
 )
 
 missing=()
