@@ -160,8 +160,8 @@ int open_null_at(int target) {
   // still need out of 0-3, so that filling 0-3 cannot clobber one of them.
   int init_fd = lift_fd(req.init_fd), stdin_fd = lift_fd(req.stdin_fd), stdout_fd = lift_fd(req.stdout_fd);
   int stderr_fd = lift_fd(req.stderr_fd), control_fd = lift_fd(req.control_fd);
-  int report_fd = lift_fd(ctx.report_fd);
-  if (report_fd < 0 || init_fd < 0 || control_fd < 0) fail(ctx, kStdio, EBADF);
+  int report_fd = lift_fd(ctx.report_fd), sync_fd = lift_fd(ctx.sync_fd);
+  if (report_fd < 0 || init_fd < 0 || control_fd < 0 || sync_fd < 0) fail(ctx, kStdio, EBADF);
   ChildContext lifted = ctx;
   lifted.report_fd = report_fd;
   int err = 0;
@@ -175,7 +175,7 @@ int open_null_at(int target) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(lifted, kNoNewPrivs, errno);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(lifted, kParentDeathSignal, errno);
   // If the parent died before the line above, no signal will come: check by hand.
-  struct pollfd parent_alive = {ctx.sync_fd, 0, 0};
+  struct pollfd parent_alive = {sync_fd, 0, 0};
   if (::poll(&parent_alive, 1, 0) > 0 && (parent_alive.revents & (POLLHUP | POLLERR))) fail(lifted, kParentGone, EPIPE);
 
   // Every other inherited fd (template trees, volume trees, host pipes) is marked close-on-exec:
