@@ -124,19 +124,14 @@ constexpr const char* describe(WireError e) {
       "unknown message type", "message type not accepted in this direction", "bad flags", "bad id",
       "field runs past the payload", "string too long", "bad string", "count too large",
       "field out of range", "trailing bytes", "buffer too small"};
+  static_assert(sizeof(kText) / sizeof(kText[0]) == size_t(WireError::kBufferTooSmall) + 1);
   auto i = static_cast<uint8_t>(e);
   return i < sizeof(kText) / sizeof(kText[0]) ? kText[i] : "unknown error";
 }
 
 // ---- Views --------------------------------------------------------------------------------------
-struct Str {  // u32 length + bytes on the wire; never NUL-terminated, never contains NUL
-  const char* data;
-  uint32_t size;
-};
-struct Bytes {  // the rest of the payload, raw
-  const uint8_t* data;
-  uint32_t size;
-};
+struct Str { const char* data; uint32_t size; };       // u32 length + bytes; never has a NUL
+struct Bytes { const uint8_t* data; uint32_t size; };  // the rest of the payload, raw
 
 inline uint32_t load_u32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
@@ -221,9 +216,8 @@ struct Message {
   Type type;
   uint32_t flags;
   uint32_t id;  // the process (Exec and its stream), the request, or the watch it belongs to
-  union {
+  union {  // the member named after `type`; none for Ping, CloseStdin, WatchStop
     Hello hello;
-    HelloAck hello_ack;
     Exec exec;
     Stdin input;
     Signal signal;
@@ -237,6 +231,8 @@ struct Message {
     FileRemove file_remove;
     FileRename file_rename;
     WatchStart watch_start;
+
+    HelloAck hello_ack;
     Pong pong;
     Started started;
     Output output;
@@ -251,12 +247,7 @@ struct Message {
   };
 };
 
-struct FrameHeader {
-  Type type;
-  uint32_t flags;
-  uint32_t id;
-  uint32_t payload_size;
-};
+struct FrameHeader { Type type; uint32_t flags, id, payload_size; };
 
 namespace detail {
 
@@ -347,10 +338,6 @@ class Writer {
     return true;
   }
   bool rest(Bytes b) { return raw(b.data, b.size); }
-  void patch_u32(size_t at, uint32_t v) {
-    for (size_t i = 0; i < 4; ++i)
-      if (at + i < cap_) buf_[at + i] = uint8_t(v >> (8 * i));
-  }
 
  private:
   bool raw(const uint8_t* p, size_t n) {
@@ -461,6 +448,7 @@ inline WireError check_exec(const Exec& e) {
   return WireError::kOk;
 }
 
+// offset + size stays within off_t (so does offset alone).
 inline bool within_file(uint64_t offset, uint32_t size) { return offset <= kMaxOffset - size; }
 
 inline WireError check_info(const FileInfo& f) {
@@ -487,7 +475,7 @@ inline WireError check_fields(const Message& m) {
     case Type::kFileWrite: {
       auto& w = m.file_write;
       if (w.mode > kMaxMode || (w.options & ~(kWriteCreate | kWriteTruncate))) return kField;
-      if (w.offset > kMaxOffset || !within_file(w.offset, w.data.size)) return kField;
+      if (!within_file(w.offset, w.data.size)) return kField;
       return path(w.path);
     }
     case Type::kFileList:
@@ -592,7 +580,7 @@ inline Encoded encode(const Message& m, uint8_t* buf, size_t cap) {
   size_t payload = w.size() - kHeaderSize;
   if (payload > kMaxPayload) return {WireError::kTooLarge, w.size()};
   if (w.size() > cap) return {WireError::kBufferTooSmall, w.size()};
-  w.patch_u32(12, uint32_t(payload));
+  detail::Writer(buf + 12, 4).num(uint32_t(payload));
   Message check;
   WireError e = decode_frame(buf, w.size(), direction_of(m.type), check);
   return {e, e == WireError::kOk ? w.size() : 0};
