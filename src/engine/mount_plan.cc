@@ -69,13 +69,14 @@ bool is_masked_dir(const std::string& path) {
   return std::find(std::begin(kDirs), std::end(kDirs), path) != std::end(kDirs);
 }
 
-void add_masks(std::vector<MountOp>& ops, const std::string& root, const std::string& prefix) {
+// Masked directories all get a bind of one shared empty read-only tmpfs (`empty_dir`): one
+// superblock per sandbox instead of one per masked directory.
+void add_masks(std::vector<MountOp>& ops, const std::string& root, const std::string& prefix,
+               const std::string& empty_dir) {
   for (const auto& path : masked_paths()) {
     if (path.rfind(prefix, 0) != 0) continue;
     if (is_masked_dir(path)) {
-      MountOp m = mount_op("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
-      m.optional = true;  // not every kernel has every directory
-      ops.push_back(std::move(m));
+      ops.push_back(bind_op(empty_dir, root + path, /*optional=*/true));  // not every kernel has every directory
     } else {
       ops.push_back(bind_op("/dev/null", root + path, /*optional=*/true));
     }
@@ -153,13 +154,18 @@ Result<MountPlan> plan_mounts(const MountPlanInput& in) {
   ops.push_back(mount_op("overlay", root + "/usr", "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
                          "lowerdir=" + s + "/usr-lower,upperdir=" + s + "/usr-upper,workdir=" + s + "/usr-work,userxattr"));
 
+  // An empty, read-only directory to bind over masked directories (see add_masks).
+  const std::string empty = s + "/empty";
+  ops.push_back(mkdir_op(empty, 0555));
+  ops.push_back(mount_op("empty", empty, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,nr_inodes=1,mode=0555"));
+
   // 4. /proc of the sandbox's own pid namespace; nested user namespaces off; sensitive paths
   //    masked or read-only (kcore, keys, sysrq-trigger, /proc/sys ...).
   ops.push_back(mount_op("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
   MountOp no_userns = op(MountOpKind::kWriteFile, root + "/proc/sys/user/max_user_namespaces");
   no_userns.data = "0";
   ops.push_back(no_userns);
-  add_masks(ops, root, "/proc/");
+  add_masks(ops, root, "/proc/", empty);
   for (const auto& path : read_only_paths()) {
     MountOp self_bind = bind_op(root + path, root + path, /*optional=*/true);
     self_bind.flags |= MS_REC;
@@ -173,7 +179,7 @@ Result<MountPlan> plan_mounts(const MountPlanInput& in) {
   MountOp sysfs = mount_op("sysfs", root + "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
   sysfs.optional = true;
   ops.push_back(sysfs);
-  add_masks(ops, root, "/sys/");
+  add_masks(ops, root, "/sys/", empty);
 
   // 6. A minimal /dev: six host device nodes, a private devpts, a size-limited /dev/shm.
   const std::string dev = root + "/dev";

@@ -180,8 +180,8 @@ TEST(MountPlan, EveryMaskedPathIsCoveredBeforePivotAndAfterItsFilesystem) {
     size_t mask = find_op(ops, [&](const MountOp& o) {
       if (o.target != kRoot + path) return false;
       bool null_bind = o.kind == MountOpKind::kBind && o.source == "/dev/null";
-      bool ro_tmpfs = o.kind == MountOpKind::kMount && o.fstype == "tmpfs" && (o.flags & MS_RDONLY);
-      return null_bind || ro_tmpfs;
+      bool empty_bind = o.kind == MountOpKind::kBind && o.source == kStage + "/empty";
+      return null_bind || empty_bind;
     });
     ASSERT_NE(mask, kNone) << path << " is not masked";
     EXPECT_LT(mask, pivot) << path << " is masked after pivot_root";
@@ -204,7 +204,20 @@ TEST(MountPlan, MaskKindMatchesFileOrDirectory) {
     EXPECT_EQ(kind_at(file), "/dev/null") << file;
   for (const char* dir : {"/proc/acpi", "/proc/asound", "/proc/scsi", "/proc/driver", "/sys/firmware",
                           "/sys/kernel/debug", "/sys/kernel/security"})
-    EXPECT_EQ(kind_at(dir), "tmpfs") << dir;
+    EXPECT_EQ(kind_at(dir), kStage + "/empty") << dir;
+}
+
+TEST(MountPlan, MaskedDirectoriesShareOneEmptyReadOnlyTmpfs) {
+  // The bind source must be an empty tmpfs mounted read-only before the first mask uses it:
+  // a writable or populated source would let the sandbox plant files under /proc or /sys.
+  auto ops = plan_ops(base_input());
+  size_t empty = find_mount(ops, "tmpfs", kStage + "/empty");
+  ASSERT_NE(empty, kNone);
+  EXPECT_TRUE(ops[empty].flags & MS_RDONLY);
+  EXPECT_TRUE(has_option(ops[empty].data, "size=0")) << ops[empty].data;
+  size_t first_use = find_op(ops, [](const MountOp& o) { return o.kind == MountOpKind::kBind && o.source == kStage + "/empty"; });
+  ASSERT_NE(first_use, kNone);
+  EXPECT_LT(empty, first_use);
 }
 
 TEST(MountPlan, ReadOnlyPathsGetARecursiveReadOnlySetattrBeforePivot) {
