@@ -1,0 +1,92 @@
+#include "daemon/api.h"
+
+#include <algorithm>
+
+#include "daemon/json_body.h"
+#include "daemon/url.h"
+
+namespace airlock::daemon {
+namespace {
+
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += sep;
+    out += item;
+  }
+  return out;
+}
+
+// For messages and the log: the path without the query (which may be long), bounded.
+std::string shown_path(const HttpRequest& head) {
+  std::string_view target = head.target;
+  target = target.substr(0, std::min(target.find('?'), size_t{200}));
+  return std::string(target);
+}
+
+}  // namespace
+
+Admission Api::reject(const HttpRequest& head, const ApiError& error) const {
+  HttpResponse response = error_response(error);
+  if (log_.enabled(LogLevel::kDebug)) {
+    log_.debug(head.method + " " + shown_path(head) + " " + std::to_string(response.status));
+  }
+  return Admission{std::move(response), 0, {}};
+}
+
+Admission Api::admit(const HttpRequest& head) {
+  auto target = split_target(head.target);
+  if (!target) {
+    return reject(head, api_error(ErrorCode::kRouteNotFound, "no route for request target " + shown_path(head)));
+  }
+  auto match = router_.match(head.method, target->path);
+  if (std::holds_alternative<Router::NotFound>(match)) {
+    return reject(head, api_error(ErrorCode::kRouteNotFound, "no route for " + head.method + " " + shown_path(head)));
+  }
+  if (auto* wrong = std::get_if<Router::MethodNotAllowed>(&match)) {
+    std::string allow = join(wrong->allow, ", ");
+    return reject(head, api_error(ErrorCode::kMethodNotAllowed,
+                                  head.method + " is not allowed on " + shown_path(head) + " (allowed: " + allow + ")")
+                            .with_header("Allow", allow));
+  }
+  auto& found = std::get<Router::Found>(match);
+  const Route* route = found.route;
+
+  auto who = auth_.authenticate(head, route->access);
+  if (!who.ok()) return reject(head, who.error());
+  if (route->body == BodyKind::kJson) {
+    if (auto error = check_json_content_type(head)) return reject(head, *error);
+  }
+
+  Admission admission;
+  admission.body_limit = route->body_limit;
+  admission.run = [this, route, params = std::move(found.params), principal = std::move(who).value(),
+                   query = std::move(target->query)](HttpRequest& request) -> HttpResponse {
+    auto parsed = QueryParams::parse(query);
+    if (!parsed.ok()) return respond(request, principal, std::move(parsed).error());
+    RequestContext context{request, params, std::move(parsed).value(), principal};
+    return respond(request, principal, route->handler(context));
+  };
+  return admission;
+}
+
+HttpResponse Api::respond(const HttpRequest& request, const Principal& who, ApiResult<HttpResponse> result) const {
+  HttpResponse response;
+  if (result.ok()) {
+    response = std::move(result).value();
+  } else {
+    const ApiError& error = result.error();
+    if (!error.log_cause.empty()) {
+      log_.error(request.method + " " + shown_path(request) + ": " + error.log_cause);
+    }
+    response = error_response(error);
+  }
+  if (log_.enabled(LogLevel::kDebug)) {
+    std::string line = request.method + " " + shown_path(request) + " " + std::to_string(response.status);
+    if (!who.key_id.empty()) line += " (" + who.key_id + ")";
+    log_.debug(line);
+  }
+  return response;
+}
+
+}  // namespace airlock::daemon

@@ -1,0 +1,31 @@
+// The request pipeline between the HTTP server and the routes, in contract order:
+//   target -> route (404 route_not_found / 405 method_not_allowed with Allow)
+//          -> key (401 unauthenticated / 403 forbidden)
+//          -> media type (415) -> body size (413, enforced by the server) -> query (400) -> handler
+// Everything before the body is decided from the headers alone, so an unauthenticated client cannot
+// make the daemon read a body. Every error leaves through errors.h.
+#pragma once
+
+#include "daemon/auth.h"
+#include "daemon/http_server.h"
+#include "daemon/log.h"
+#include "daemon/router.h"
+
+namespace airlock::daemon {
+
+class Api final : public HttpHandler {
+ public:
+  Api(const Router& router, Authenticator& auth, const Logger& log) : router_(router), auth_(auth), log_(log) {}
+
+  Admission admit(const HttpRequest& head) override;
+
+ private:
+  Admission reject(const HttpRequest& head, const ApiError& error) const;
+  HttpResponse respond(const HttpRequest& request, const Principal& who, ApiResult<HttpResponse> result) const;
+
+  const Router& router_;
+  Authenticator& auth_;
+  const Logger& log_;
+};
+
+}  // namespace airlock::daemon

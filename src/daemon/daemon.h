@@ -1,0 +1,24 @@
+// `airlockd` serving: wires the data dir, database, key store, routes, API pipeline and HTTP server,
+// in that order, and runs until SIGTERM/SIGINT.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "daemon/log.h"
+
+namespace airlock::daemon {
+
+struct DaemonOptions {
+  std::string data_dir = "/var/lib/airlock";
+  std::string listen = "127.0.0.1:7070";  // "" or "none": no TCP listener
+  std::optional<std::string> unix_path;   // default DATA_DIR/airlockd.sock
+  bool unix_enabled = true;
+  unsigned threads = 2;
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+// Returns the process exit status.
+int run_daemon(const DaemonOptions& options);
+
+}  // namespace airlock::daemon

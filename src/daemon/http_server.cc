@@ -1,0 +1,448 @@
+#include "daemon/http_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <csignal>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "daemon/errors.h"
+
+namespace airlock::daemon {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
+using beast::error_code;
+using UnixStream = beast::basic_stream<local, asio::any_io_executor, beast::unlimited_rate_policy>;
+
+namespace {
+
+// Unparsed bytes held per connection: the 16 KiB header limit plus one socket read of look-ahead. A
+// chunk-size line that does not fit is refused (400) instead of growing the buffer.
+constexpr size_t kReadBufferLimit = 96 * 1024;
+// After a response that ends a connection, unread input is drained for at most this long and this
+// much, so the client sees the response instead of a reset (a "lingering close", as nginx does).
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerBytes = 1 << 20;
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void drain() = 0;  // close if idle; otherwise close after the current response
+};
+
+bool is_http_parse_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category();
+}
+
+HttpResponse error_for(ErrorCode code, std::string message) {
+  return error_response(api_error(code, std::move(message)));
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(HttpServerOptions o, HttpHandler& h, const Logger& l)
+      : options(std::move(o)),
+        handler(h),
+        log(l),
+        ioc(static_cast<int>(std::max(1u, options.threads))),
+        accept_strand(asio::make_strand(ioc)),
+        signals(ioc),
+        grace_timer(ioc) {}
+  ~Impl() { destroying = true; }
+
+  Status listen_tcp(const ListenAddress& address);
+  Status listen_unix(const std::string& path);
+  template <class Protocol>
+  void accept_next(asio::basic_socket_acceptor<Protocol>& acceptor);
+  template <class Stream, class Socket>
+  void start_session(Socket&& socket);
+  void forget(uint64_t id);
+  void begin_shutdown();
+
+  // Declared before ioc: sessions destroyed with the io_context still unregister here.
+  HttpServerOptions options;
+  HttpHandler& handler;
+  const Logger& log;
+  std::atomic<bool> destroying{false};
+  std::atomic<bool> draining{false};
+  std::mutex sessions_mu;  // guards sessions and next_session_id
+  std::unordered_map<uint64_t, std::weak_ptr<SessionBase>> sessions;
+  uint64_t next_session_id = 0;
+
+  asio::io_context ioc;
+  asio::strand<asio::io_context::executor_type> accept_strand;  // acceptors, signals, shutdown
+  std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
+  std::unique_ptr<local::acceptor> unix_acceptor;
+  asio::signal_set signals;
+  asio::steady_timer grace_timer;
+  std::vector<std::string> addresses;
+};
+
+namespace {
+
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  using Socket = typename Stream::socket_type;
+
+  Session(HttpServer::Impl& server, Socket&& socket, uint64_t id)
+      : server_(server), stream_(std::move(socket)), buffer_(kReadBufferLimit), id_(id) {}
+  ~Session() override { server_.forget(id_); }
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->read_header(); });
+  }
+  void drain() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->idle_) self->close();
+    });
+  }
+
+ private:
+  void read_header() {
+    idle_ = true;
+    head_request_ = false;
+    if (server_.draining) return close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_.options.header_limit));
+    // No limit until the handler has named one (Beast 1.74 treats boost::none as "exceeded").
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    stream_.expires_after(buffer_.size() > 0 ? server_.options.header_timeout : server_.options.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(error_code ec) {
+    idle_ = false;
+    if (ec) return on_read_error(ec, true);
+    const auto& msg = parser_->get();
+    head_ = HttpRequest{};
+    head_.method = std::string(msg.method_string());
+    head_request_ = msg.method() == http::verb::head;
+    head_.target = std::string(msg.target());
+    for (const auto& field : msg) head_.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+
+    // RFC 9112 §6.3: a request whose transfer coding is not (only) chunked has no knowable length;
+    // guessing would let a proxy in front and this daemon disagree about where the request ends.
+    if (auto te = head_.header("Transfer-Encoding"); te && (!ascii_iequals(*te, "chunked") || !parser_->chunked())) {
+      return send(error_response(api_error(ErrorCode::kInvalidParameter, "only Transfer-Encoding: chunked is supported")
+                                     .with_field("Transfer-Encoding")),
+                  true);
+    }
+    try {
+      admission_ = server_.handler.admit(head_);
+    } catch (const std::exception& e) {
+      server_.log.error(std::string("bug: request admission threw: ") + e.what());
+      admission_ = Admission{error_for(ErrorCode::kInternal, "internal error; the daemon's log has the cause"), 0, {}};
+    }
+    if (admission_.reject) return send(std::move(*admission_.reject), !parser_->is_done());
+    if (auto length = parser_->content_length(); length && *length > admission_.body_limit) {
+      return send(too_large(), true);
+    }
+    parser_->body_limit(admission_.body_limit);
+    auto expect = head_.header("Expect");
+    if (expect && ascii_iequals(*expect, "100-continue") && !parser_->is_done()) {
+      continue_ = http::response<http::empty_body>(http::status::continue_, 11);
+      stream_.expires_after(server_.options.write_timeout);
+      return http::async_write(stream_, continue_, [self = this->shared_from_this()](error_code ec, size_t) {
+        if (ec) return self->close();
+        self->read_body();
+      });
+    }
+    read_body();
+  }
+
+  void read_body() {
+    if (parser_->is_done()) return on_body({});
+    stream_.expires_after(server_.options.body_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](error_code ec, size_t) { self->on_body(ec); });
+  }
+
+  void on_body(error_code ec) {
+    if (ec) return on_read_error(ec, false);
+    HttpRequest request = std::move(head_);
+    request.body = std::move(parser_->get().body());
+    HttpResponse response;
+    try {
+      response = admission_.run(request);
+    } catch (const std::exception& e) {
+      server_.log.error(std::string("bug: request handler threw: ") + e.what());
+      response = error_for(ErrorCode::kInternal, "internal error; the daemon's log has the cause");
+    }
+    send(std::move(response), !parser_->get().keep_alive());
+  }
+
+  HttpResponse too_large() {
+    ApiError e = api_error(ErrorCode::kPayloadTooLarge,
+                           "request body exceeds " + std::to_string(admission_.body_limit) + " bytes");
+    return error_response(std::move(e).with_details({{"limit_bytes", admission_.body_limit}}));
+  }
+
+  void on_read_error(error_code ec, bool in_header) {
+    if (ec == http::error::header_limit || (in_header && ec == http::error::buffer_overflow)) {
+      return send(error_for(ErrorCode::kHeadersTooLarge,
+                            "request line and headers exceed " + std::to_string(server_.options.header_limit) + " bytes"),
+                  true);
+    }
+    if (ec == http::error::body_limit) return send(too_large(), true);
+    // A client that went away, timed out or stopped mid-message gets no answer: there is no one to read it.
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || !is_http_parse_error(ec)) {
+      return close();
+    }
+    send(error_for(ErrorCode::kInvalidParameter, "malformed HTTP request: " + ec.message()), true);
+  }
+
+  void send(HttpResponse response, bool close_after) {
+    response_ = {};
+    response_.version(parser_ && parser_->got_some() && parser_->is_header_done() ? parser_->get().version() : 11);
+    if (response_.version() != 10) response_.version(11);
+    response_.result(static_cast<unsigned>(response.status));
+    response_.set(http::field::server, "airlockd");
+    response_.set(http::field::content_type, response.content_type);
+    for (auto& h : response.headers) response_.insert(h.name, h.value);
+    response_.body() = std::move(response.body);
+    close_after_write_ = close_after || response.close || server_.draining;
+    response_.keep_alive(!close_after_write_);
+    response_.prepare_payload();
+    if (head_request_) response_.body().clear();  // RFC 9110: the headers of a GET, no content
+    stream_.expires_after(server_.options.write_timeout);
+    http::async_write(stream_, response_, [self = this->shared_from_this()](error_code ec, size_t) {
+      if (ec) return self->close();
+      if (self->close_after_write_) return self->linger();
+      self->read_header();
+    });
+  }
+
+  void linger() {
+    error_code ignored;
+    stream_.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    stream_.expires_after(kLingerTime);
+    read_and_discard();
+  }
+
+  void read_and_discard() {
+    stream_.async_read_some(asio::buffer(discard_), [self = this->shared_from_this()](error_code ec, size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ > kLingerBytes) return self->close();
+      self->read_and_discard();
+    });
+  }
+
+  void close() {
+    error_code ignored;
+    stream_.socket().shutdown(asio::socket_base::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  HttpServer::Impl& server_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  HttpRequest head_;
+  Admission admission_;
+  http::response<http::string_body> response_;
+  http::response<http::empty_body> continue_;
+  bool idle_ = true;
+  bool head_request_ = false;
+  bool close_after_write_ = false;
+  size_t lingered_ = 0;
+  std::array<char, 16 * 1024> discard_{};
+  uint64_t id_;
+};
+
+}  // namespace
+
+template <class Stream, class Socket>
+void HttpServer::Impl::start_session(Socket&& socket) {
+  uint64_t id;
+  {
+    std::lock_guard guard(sessions_mu);
+    if (sessions.size() >= options.max_connections) {
+      log.warn("connection refused: " + std::to_string(sessions.size()) + " connections open (the maximum)");
+      error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    id = next_session_id++;
+  }
+  auto session = std::make_shared<Session<Stream>>(*this, std::move(socket), id);
+  {
+    std::lock_guard guard(sessions_mu);
+    sessions.emplace(id, session);
+  }
+  session->start();
+}
+
+void HttpServer::Impl::forget(uint64_t id) {
+  bool last;
+  {
+    std::lock_guard guard(sessions_mu);
+    sessions.erase(id);
+    last = sessions.empty();
+  }
+  if (last && draining && !destroying) {
+    asio::post(accept_strand, [this] { grace_timer.cancel(); });
+  }
+}
+
+template <class Protocol>
+void HttpServer::Impl::accept_next(asio::basic_socket_acceptor<Protocol>& acceptor) {
+  acceptor.async_accept(asio::make_strand(ioc), [this, &acceptor](error_code ec, typename Protocol::socket socket) {
+    if (draining || !acceptor.is_open()) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // EMFILE and friends: back off rather than spin on a failing accept.
+      log.warn("accept: " + ec.message());
+      auto timer = std::make_shared<asio::steady_timer>(accept_strand, std::chrono::milliseconds(100));
+      timer->async_wait([this, &acceptor, timer](error_code) { accept_next(acceptor); });
+      return;
+    }
+    if constexpr (std::is_same_v<Protocol, tcp>) {
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // small JSON responses: no Nagle delay
+      start_session<beast::tcp_stream>(std::move(socket));
+    } else {
+      start_session<UnixStream>(std::move(socket));
+    }
+    accept_next(acceptor);
+  });
+}
+
+Status HttpServer::Impl::listen_tcp(const ListenAddress& address) {
+  error_code ec;
+  tcp::endpoint endpoint;
+  auto ip = asio::ip::make_address(address.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(ip, address.port);
+  } else {
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
+    if (ec || results.empty()) return plain_error("resolve " + address.host + ": " + ec.message());
+    endpoint = results.begin()->endpoint();
+  }
+  auto acceptor = std::make_unique<tcp::acceptor>(accept_strand);
+  std::string where = "listen on " + address.host + ":" + std::to_string(address.port);
+  acceptor->open(endpoint.protocol(), ec);
+  if (ec) return Error{ec.value(), where + ": " + ec.message()};
+  (void)acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  acceptor->bind(endpoint, ec);
+  if (ec) return Error{ec.value(), where + ": " + ec.message()};
+  acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{ec.value(), where + ": " + ec.message()};
+  auto bound = acceptor->local_endpoint(ec);
+  std::string host = bound.address().to_string();
+  if (bound.address().is_v6()) host = "[" + host + "]";
+  addresses.push_back("http://" + host + ":" + std::to_string(bound.port()));
+  tcp_acceptors.push_back(std::move(acceptor));
+  return {};
+}
+
+Status HttpServer::Impl::listen_unix(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return plain_error("unix socket path " + path + " is longer than " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    // A socket left by a daemon that died; the data dir's lock already ensured none is running.
+    if (!S_ISSOCK(st.st_mode)) return plain_error("unix socket path " + path + " exists and is not a socket");
+    if (::unlink(path.c_str()) != 0) return sys_error("unlink " + path);
+  }
+  error_code ec;
+  auto acceptor = std::make_unique<local::acceptor>(accept_strand);
+  std::string where = "listen on unix:" + path;
+  acceptor->open(local(), ec);
+  if (ec) return Error{ec.value(), where + ": " + ec.message()};
+  acceptor->bind(local::endpoint(path), ec);
+  if (ec) return Error{ec.value(), where + ": " + ec.message()};
+  // Only root may connect (the data dir is 0700 too); the bearer key is still required.
+  if (::chmod(path.c_str(), 0600) != 0) return sys_error("chmod " + path);
+  acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{ec.value(), where + ": " + ec.message()};
+  addresses.push_back("unix:" + path);
+  unix_acceptor = std::move(acceptor);
+  return {};
+}
+
+void HttpServer::Impl::begin_shutdown() {
+  if (draining.exchange(true)) return;
+  error_code ignored;
+  signals.cancel(ignored);
+  for (auto& a : tcp_acceptors) a->close(ignored);
+  if (unix_acceptor) {
+    unix_acceptor->close(ignored);
+    if (options.unix_path) ::unlink(options.unix_path->c_str());
+  }
+  std::vector<std::shared_ptr<SessionBase>> live;
+  {
+    std::lock_guard guard(sessions_mu);
+    for (auto& [id, weak] : sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  log.info("shutting down: " + std::to_string(live.size()) + " connection(s) to finish");
+  for (auto& s : live) s->drain();
+  if (live.empty()) return;
+  live.clear();
+  grace_timer.expires_after(options.shutdown_grace);
+  grace_timer.async_wait([this](error_code ec) {
+    if (ec) return;  // cancelled: every connection finished
+    log.warn("shutdown grace period over; dropping the remaining connections");
+    ioc.stop();
+  });
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::~HttpServer() = default;
+
+Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options, HttpHandler& handler,
+                                                       const Logger& log) {
+  auto impl = std::make_unique<Impl>(std::move(options), handler, log);
+  for (const auto& address : impl->options.tcp) TRY_STATUS(impl->listen_tcp(address));
+  if (impl->options.unix_path) TRY_STATUS(impl->listen_unix(*impl->options.unix_path));
+  if (impl->tcp_acceptors.empty() && !impl->unix_acceptor) return plain_error("nothing to listen on");
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+std::vector<std::string> HttpServer::addresses() const { return impl_->addresses; }
+
+void HttpServer::run() {
+  Impl& s = *impl_;
+  asio::dispatch(s.accept_strand, [&s] {
+    if (s.options.stop_on_signals) {
+      s.signals.add(SIGTERM);
+      s.signals.add(SIGINT);
+      s.signals.async_wait([&s](error_code ec, int signo) {
+        if (ec) return;
+        s.log.info(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+        s.begin_shutdown();
+      });
+    }
+    for (auto& a : s.tcp_acceptors) s.accept_next(*a);
+    if (s.unix_acceptor) s.accept_next(*s.unix_acceptor);
+  });
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < std::max(1u, s.options.threads); ++i) pool.emplace_back([&s] { s.ioc.run(); });
+  s.ioc.run();
+  for (auto& t : pool) t.join();
+}
+
+void HttpServer::shutdown() {
+  asio::post(impl_->accept_strand, [impl = impl_.get()] { impl->begin_shutdown(); });
+}
+
+}  // namespace airlock::daemon

@@ -1,0 +1,88 @@
+// airlockd: the Airlock daemon. Serves the REST API of api/openapi.yaml, or manages API keys
+// (`airlockd keys ...`) on the same database. This file only parses the command line.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "daemon/daemon.h"
+#include "daemon/key_commands.h"
+#include "daemon/version.h"
+
+namespace {
+
+// fds 0-2 must be open so that no socket or database file we open lands on them.
+void ensure_std_fds() {
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0) {
+      int null_fd = ::open("/dev/null", O_RDWR);
+      if (null_fd >= 0 && null_fd != fd) {
+        ::dup2(null_fd, fd);
+        ::close(null_fd);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace airlock::daemon;
+  ensure_std_fds();
+
+  CLI::App app{"airlockd: the Airlock daemon (long-lived sandboxes behind a REST API)"};
+  app.set_version_flag("--version", "airlockd " + std::string(kDaemonVersion));
+  app.fallthrough();  // --data-dir may also follow the keys subcommands
+
+  DaemonOptions daemon;
+  std::string unix_path;
+  std::string log_level = "info";
+  app.add_option("--data-dir", daemon.data_dir, "state directory (database, admin-key, socket)")
+      ->capture_default_str();
+  app.add_option("--listen", daemon.listen, "TCP address HOST:PORT (port 0: any free port; none: no TCP)")
+      ->capture_default_str();
+  app.add_option("--unix", unix_path, "unix socket path (default DATA_DIR/airlockd.sock)");
+  bool no_unix = false;
+  app.add_flag("--no-unix", no_unix, "do not listen on a unix socket");
+  app.add_option("--threads", daemon.threads, "HTTP worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--log-level", log_level, "error, warn, info or debug")
+      ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
+      ->capture_default_str();
+
+  auto* keys = app.add_subcommand("keys", "manage API keys in DATA_DIR's database directly");
+  keys->require_subcommand(1);
+  keys->fallthrough();
+
+  KeyCreateOptions create_options;
+  auto* create = keys->add_subcommand("create", "create a key and print its secret (shown once)");
+  create->add_option("--tenant", create_options.tenant, "tenant the key belongs to")->capture_default_str();
+  create->add_option("--name", create_options.name, "a label for the key")->capture_default_str();
+  create->add_flag("--admin", create_options.admin, "the key may manage keys and quotas of every tenant");
+  create->add_flag("--json", create_options.json, "print the whole key (secret included) as JSON");
+
+  std::optional<std::string> list_tenant;
+  bool list_all = false, list_json = false;
+  auto* list = keys->add_subcommand("list", "list keys (never secrets)");
+  list->add_option("--tenant", list_tenant, "only this tenant's keys");
+  list->add_flag("--all", list_all, "include revoked keys");
+  list->add_flag("--json", list_json, "print JSON");
+
+  std::string revoke_id;
+  bool revoke_json = false;
+  auto* revoke = keys->add_subcommand("revoke", "revoke a key (idempotent)");
+  revoke->add_option("key_id", revoke_id, "the key's id (key-...)")->required();
+  revoke->add_flag("--json", revoke_json, "print the revoked key as JSON");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*create) return keys_create(daemon.data_dir, create_options);
+  if (*list) return keys_list(daemon.data_dir, list_tenant, list_all, list_json);
+  if (*revoke) return keys_revoke(daemon.data_dir, revoke_id, revoke_json);
+
+  if (!unix_path.empty()) daemon.unix_path = unix_path;
+  daemon.unix_enabled = !no_unix;
+  parse_log_level(log_level, &daemon.log_level);
+  return run_daemon(daemon);
+}

@@ -1,0 +1,11 @@
+#include "daemon/routes/routes.h"
+
+namespace airlock::daemon {
+
+void add_all_routes(Router& router, ApiServices& services) {
+  add_health_routes(router, services);
+  add_version_routes(router);
+  add_key_routes(router, services);
+}
+
+}  // namespace airlock::daemon
