@@ -395,15 +395,18 @@ void HttpServer::Impl::begin_shutdown() {
     }
   }
   log.info("shutting down: " + std::to_string(live.size()) + " connection(s) to finish");
-  for (auto& s : live) s->drain();
   if (live.empty()) return;
-  live.clear();
+  // Arm the grace timer before any session can finish: the last one to go cancels it (forget()
+  // posts that cancel to this strand), and a cancel that ran before the timer was armed would be
+  // lost, leaving shutdown to wait out the whole grace period.
   grace_timer.expires_after(options.shutdown_grace);
   grace_timer.async_wait([this](error_code ec) {
     if (ec) return;  // cancelled: every connection finished
     log.warn("shutdown grace period over; dropping the remaining connections");
     ioc.stop();
   });
+  for (auto& s : live) s->drain();
+  live.clear();
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -429,7 +432,8 @@ void HttpServer::run() {
       s.signals.async_wait([&s](error_code ec, int signo) {
         if (ec) return;
         s.log.info(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT"));
-        s.begin_shutdown();
+        // begin_shutdown and the grace timer belong to the accept strand (see forget()).
+        asio::post(s.accept_strand, [&s] { s.begin_shutdown(); });
       });
     }
     for (auto& a : s.tcp_acceptors) s.accept_next(*a);
