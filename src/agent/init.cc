@@ -16,6 +16,8 @@
 #include <linux/signalfd.h>
 #include <linux/uio.h>
 
+#include "agent/agent_mode.h"
+#include "agent/command.h"
 #include "agent/sys.h"
 #include "protocol/init_messages.h"
 
@@ -34,6 +36,7 @@ extern "C" void* memcpy(void* dst, const void* src, unsigned long n) {
 
 namespace {
 
+using namespace airlock::agent;
 using airlock::protocol::InitMessage;
 using airlock::protocol::InitMessageKind;
 constexpr int kControlFd = airlock::protocol::kInitControlFd;
@@ -42,80 +45,6 @@ constexpr int kSocketLevel = 1;   // SOL_SOCKET
 constexpr int kScmRights = 1;     // SCM_RIGHTS
 constexpr int kMsgNoSignal = 0x4000;
 
-// ---- tiny string helpers --------------------------------------------------------------------
-unsigned long length(const char* s) {
-  unsigned long n = 0;
-  while (s[n]) ++n;
-  return n;
-}
-bool equal(const char* a, const char* b) {
-  while (*a && *a == *b) ++a, ++b;
-  return *a == *b;
-}
-bool starts_with(const char* s, const char* prefix) {
-  while (*prefix && *s == *prefix) ++s, ++prefix;
-  return *prefix == 0;
-}
-bool contains(const char* s, char c) {
-  for (; *s; ++s)
-    if (*s == c) return true;
-  return false;
-}
-
-// A fixed buffer that silently truncates: messages and paths are bounded.
-struct Text {
-  char buf[4200];
-  unsigned long n = 0;
-  Text& add(const char* s) {
-    while (*s && n < sizeof buf - 1) buf[n++] = *s++;
-    buf[n] = 0;
-    return *this;
-  }
-  Text& add(const char* s, unsigned long len) {
-    for (unsigned long i = 0; i < len && n < sizeof buf - 1; ++i) buf[n++] = s[i];
-    buf[n] = 0;
-    return *this;
-  }
-  Text& add_number(long v) {
-    char digits[24];
-    int i = 0;
-    bool negative = v < 0;
-    unsigned long u = negative ? static_cast<unsigned long>(-v) : static_cast<unsigned long>(v);
-    do {
-      digits[i++] = static_cast<char>('0' + u % 10);
-      u /= 10;
-    } while (u);
-    if (negative) add("-");
-    while (i) add(&digits[--i], 1);
-    return *this;
-  }
-};
-
-const char* error_text(long err) {
-  switch (err) {
-    case EPERM: return "Operation not permitted";
-    case ENOENT: return "No such file or directory";
-    case EACCES: return "Permission denied";
-    case ENOEXEC: return "Exec format error";
-    case EISDIR: return "Is a directory";
-    case ENOTDIR: return "Not a directory";
-    case ENAMETOOLONG: return "File name too long";
-    case ELOOP: return "Too many levels of symbolic links";
-    case ENOMEM: return "Cannot allocate memory";
-    case E2BIG: return "Argument list too long";
-    case ETXTBSY: return "Text file busy";
-    case EAGAIN: return "Resource temporarily unavailable";
-    case EINVAL: return "Invalid argument";
-    default: return "error";
-  }
-}
-
-void say(const Text& t) {
-  Text line;
-  line.add("airlock: ").add(t.buf, t.n).add("\n");
-  sys::write(2, line.buf, line.n);
-}
-
 // ---- options ----------------------------------------------------------------------------------
 struct Options {
   unsigned uid = 0, gid = 0;
@@ -123,6 +52,7 @@ struct Options {
   bool tty = false;
   unsigned short rows = 24, cols = 80;
   bool cap_drop_all = false;
+  bool agent = false;  // --agent: serve the agent protocol on fd 3 instead of running argv
   char** argv = nullptr;
 };
 
@@ -142,7 +72,7 @@ bool parse_args(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     unsigned long v, w;
     if (equal(argv[i], "--")) {
-      if (i + 1 >= argc) return false;
+      if (i + 1 >= argc || o->agent) return false;
       o->argv = argv + i + 1;
       return true;
     } else if (equal(argv[i], "--uid") && i + 1 < argc && parse_uint(argv[i + 1], 65535, &v)) {
@@ -156,11 +86,13 @@ bool parse_args(int argc, char** argv, Options* o) {
       o->tty = true, o->rows = static_cast<unsigned short>(v), o->cols = static_cast<unsigned short>(w), i += 2;
     } else if (equal(argv[i], "--cap-drop-all")) {
       o->cap_drop_all = true;
+    } else if (equal(argv[i], "--agent")) {
+      o->agent = true;
     } else {
       return false;
     }
   }
-  return false;
+  return o->agent && !o->tty;  // agent mode has no command; its processes ask for their own tty
 }
 
 // ---- messages to the host ---------------------------------------------------------------------
@@ -198,64 +130,6 @@ void send_message(InitMessageKind kind, int a, int b, int fd_to_pass = -1) {
 }
 
 // ---- the command ------------------------------------------------------------------------------
-const char* find_env(char** envp, const char* key_eq) {
-  for (; *envp; ++envp)
-    if (starts_with(*envp, key_eq)) return *envp + length(key_eq);
-  return nullptr;
-}
-
-// execvp: PATH search as the shell does it; returns the errno that best explains a failure.
-long exec_command(char** argv, char** envp) {
-  const char* name = argv[0];
-  if (contains(name, '/')) return -sys::execve(name, argv, envp);
-  const char* path = find_env(envp, "PATH=");
-  if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  long result = ENOENT;
-  for (const char* p = path;;) {
-    const char* end = p;
-    while (*end && *end != ':') ++end;
-    Text candidate;
-    if (end == p)
-      candidate.add(".");
-    else
-      candidate.add(p, static_cast<unsigned long>(end - p));
-    candidate.add("/").add(name);
-    long err = -sys::execve(candidate.buf, argv, envp);
-    if (err == EACCES) result = EACCES;            // keep looking, but remember why
-    else if (err != ENOENT && err != ENOTDIR) return err;
-    if (!*end) break;
-    p = end + 1;
-  }
-  return result;
-}
-
-void make_workdir(const char* path) {
-  Text buf;
-  buf.add(path);
-  for (unsigned long i = 1; i <= buf.n; ++i) {
-    if (buf.buf[i] == '/' || buf.buf[i] == 0) {
-      char saved = buf.buf[i];
-      buf.buf[i] = 0;
-      sys::mkdir(buf.buf, 0755);
-      buf.buf[i] = saved;
-    }
-  }
-}
-
-long drop_all_capabilities() {
-  for (int cap = 0; cap <= 63; ++cap) {
-    long r = sys::prctl(PR_CAPBSET_DROP, cap);
-    if (r < 0 && r != -EINVAL) return -r;
-  }
-  return 0;
-}
-
-long clear_capabilities() {
-  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2] = {};
-  return -sys::capset(&header, data);
-}
-
 [[noreturn]] void fail_command(int report_fd, long err, int code) {
   int e = static_cast<int>(err);
   sys::write(report_fd, &e, sizeof e);
@@ -264,17 +138,7 @@ long clear_capabilities() {
 
 // The command's side of the fork: reports a failure to start as an errno on report_fd.
 [[noreturn]] void run_command(const Options& o, char** envp, int slave, int report_fd) {
-  struct KernelSigaction {
-    void* handler;
-    unsigned long flags;
-    void* restorer;
-    unsigned long mask;
-  } dfl = {nullptr, 0, nullptr, 0};  // SIG_DFL
-  for (int sig = 1; sig <= kMaxSignal; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) sys::sigaction(sig, &dfl, nullptr);
-  }
-  unsigned long none = 0;
-  sys::sigprocmask(SIG_SETMASK, &none, nullptr);
+  reset_signals();
   sys::setsid();  // own session: kill(-pgid) reaches its group; no terminal of ours to steal
   if (o.tty) {
     if (sys::ioctl(slave, TIOCSCTTY, 0) < 0) say(Text().add("cannot set the controlling terminal"));
@@ -284,27 +148,11 @@ long clear_capabilities() {
   sys::close_range(3, static_cast<unsigned>(report_fd - 1));
   sys::close_range(static_cast<unsigned>(report_fd + 1), ~0U);
 
-  if (sys::chdir(o.workdir) < 0) {
-    make_workdir(o.workdir);
-    long r = sys::chdir(o.workdir);
-    if (r < 0) {
-      say(Text().add("workdir ").add(o.workdir).add(": ").add(error_text(-r)));
-      fail_command(report_fd, -r, 126);
-    }
+  if (long r = enter_workdir(o.workdir)) {
+    say(Text().add("workdir ").add(o.workdir).add(": ").add(error_text(r)));
+    fail_command(report_fd, r, 126);
   }
-  long err = 0;
-  if (o.uid != 0 || o.cap_drop_all) {
-    // A non-root user, or root with --cap-drop ALL, keeps no capability and cannot regain one
-    // by exec (empty bounding set; setuid binaries are void under no_new_privs).
-    err = drop_all_capabilities();
-    if (!err) err = -sys::setgroups(0, nullptr);
-    if (!err) err = -sys::setresgid(o.gid, o.gid, o.gid);
-    if (!err) err = -sys::setresuid(o.uid, o.uid, o.uid);
-    if (!err) err = clear_capabilities();
-  } else {
-    err = -sys::setgroups(0, nullptr);
-    if (!err) err = -sys::setresgid(o.gid, o.gid, o.gid);
-  }
+  long err = switch_user(o.uid, o.gid, o.cap_drop_all);
   if (err) {
     say(Text().add("cannot switch to the requested user: ").add(error_text(err)));
     fail_command(report_fd, err, 126);
@@ -368,6 +216,7 @@ int init_main(int argc, char** argv, char** envp) {
     say(Text().add("airlock-init: signalfd: ").add(error_text(-sfd)));
     return 125;
   }
+  if (o.agent) return run_agent(AgentOptions{o.uid, o.gid, o.workdir, o.cap_drop_all}, static_cast<int>(sfd));
 
   int slave = -1;
   if (o.tty) {

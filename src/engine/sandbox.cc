@@ -6,10 +6,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -55,9 +59,16 @@ Result<Pipe> make_pipe() {
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
+bool is_service(const IoOptions& io) { return io.service || !io.agent_socket_path.empty(); }
+
 std::vector<std::string> init_arguments(const SandboxSpec& spec, const IoOptions& io) {
   std::vector<std::string> args = {"airlock-init", "--uid", std::to_string(spec.uid), "--gid",
                                    std::to_string(spec.gid), "--workdir", spec.workdir};
+  if (is_service(io)) {
+    if (spec.drop_all_caps) args.push_back("--cap-drop-all");
+    args.push_back("--agent");
+    return args;
+  }
   if (io.tty) {
     args.insert(args.end(), {"--tty", std::to_string(io.rows), std::to_string(io.cols)});
   }
@@ -79,6 +90,35 @@ Result<UniqueFd> open_init_binary(const std::string& path) {
   return fd;
 }
 
+// The agent's listening socket, bound before the clone so that it exists (and accepts into the
+// backlog) before init runs. Only root reaches it: its directory is 0700 and the socket 0600.
+Result<UniqueFd> listen_agent_socket(const std::string& path) {
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return plain_error("agent socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return sys_error("agent socket");
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("remove stale " + path);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return sys_error("bind " + path);
+  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd.get(), 8) != 0) {
+    int err = errno;
+    ::unlink(path.c_str());
+    return sys_error("listen on " + path, err);
+  }
+  return fd;
+}
+
+void remove_agent_socket(const std::string& path, const std::string& dir) {
+  if (!path.empty()) ::unlink(path.c_str());
+  if (!dir.empty()) ::rmdir(dir.c_str());
+}
+
+std::string parent_dir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
 
 Sandbox& Sandbox::operator=(Sandbox&& other) noexcept {
@@ -96,6 +136,10 @@ Sandbox& Sandbox::operator=(Sandbox&& other) noexcept {
   other.cgroup_.reset();
   ids_ = std::move(other.ids_);
   limits_ = other.limits_;
+  agent_socket_path_ = std::move(other.agent_socket_path_);
+  agent_dir_ = std::move(other.agent_dir_);
+  other.agent_socket_path_.clear();
+  other.agent_dir_.clear();
   return *this;
 }
 
@@ -151,6 +195,75 @@ void Sandbox::destroy() {
   stdin_.reset();
   stdout_.reset();
   stderr_.reset();
+  remove_agent_socket(agent_socket_path_, agent_dir_);
+  agent_socket_path_.clear();
+  agent_dir_.clear();
+}
+
+DetachedSandbox Sandbox::detach() {
+  DetachedSandbox out{std::move(name_), init_pid_, std::move(agent_socket_path_), std::move(ids_)};
+  name_.clear();
+  init_pid_ = -1;
+  reaped_ = false;
+  cgroup_.reset();  // ~Cgroup removes nothing: the directories stay with the sandbox
+  pidfd_.reset();
+  control_.reset();
+  stdin_.reset();
+  stdout_.reset();
+  stderr_.reset();
+  agent_socket_path_.clear();
+  agent_dir_.clear();
+  return out;
+}
+
+std::string Engine::default_agent_socket_path(const std::string& name) const {
+  return config_.run_dir + "/sandboxes/" + name + "/agent.sock";
+}
+
+Status Engine::destroy_detached(const std::string& name, pid_t init_pid) {
+  std::string_view rest(name);
+  if (!rest.starts_with(kCgroupPrefix)) return plain_error("not a sandbox name: " + name);
+  rest.remove_prefix(std::strlen(kCgroupPrefix));
+  uint32_t index = 0;
+  if (rest.empty() || rest.size() > 5) return plain_error("not a sandbox name: " + name);
+  for (char c : rest) {
+    if (c < '0' || c > '9') return plain_error("not a sandbox name: " + name);
+    index = index * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (index >= kIdRangeCount) return plain_error("not a sandbox name: " + name);
+  // Holding the lock proves nobody else manages the sandbox (nor will start one on its ids).
+  TRY(auto ids, ids_.try_acquire(index));
+  return destroy_detached_with(name, init_pid, std::move(ids));
+}
+
+Status Engine::destroy_detached(DetachedSandbox sandbox) {
+  if (!sandbox.ids.held()) return plain_error("detached sandbox " + sandbox.name + " holds no id range");
+  return destroy_detached_with(sandbox.name, sandbox.init_pid, std::move(sandbox.ids));
+}
+
+Status Engine::destroy_detached_with(const std::string& name, pid_t init_pid, IdRange ids) {
+  auto cgroup = Cgroup::open_existing(roots_, name);
+  Status result;
+  if (cgroup.ok()) result = cgroup->kill_all();
+  else if (cgroup.error().errnum != ENOENT) result = std::move(cgroup).error();
+  // init_pid only serves to reap init when it is our child (the cgroup kill has reached it);
+  // it is never signalled, so a stale pid cannot hit an unrelated process.
+  if (init_pid > 0) {
+    for (int i = 0; i < 200; ++i) {
+      pid_t r = ::waitpid(init_pid, nullptr, WNOHANG);
+      if (r == init_pid || (r < 0 && errno == ECHILD)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  if (cgroup.ok()) {
+    Status removed = cgroup->destroy();
+    if (result.ok() && !removed.ok()) result = std::move(removed);
+  }
+  std::string socket = default_agent_socket_path(name);
+  remove_agent_socket(socket, parent_dir(socket));
+  ids.release();
+  if (!result.ok()) return std::move(result).error().with_context("destroy sandbox " + name);
+  return {};
 }
 
 Result<Engine> Engine::open(EngineConfig config) {
@@ -179,7 +292,8 @@ void Engine::collect_leftovers() {
 }
 
 Result<Sandbox> Engine::create(const SandboxSpec& spec, const IoOptions& io) {
-  TRY_STATUS(validate(spec));
+  const bool service = is_service(io);
+  TRY_STATUS(validate(spec, !service));
   Sandbox box;
   box.limits_ = spec.limits;
 
@@ -214,16 +328,29 @@ Result<Sandbox> Engine::create(const SandboxSpec& spec, const IoOptions& io) {
   TRY(auto plan, plan_mounts(input));
 
   Pipe in, out, err;
-  if (io.stdin_pipe) {
-    TRY(in, make_pipe());
+  UniqueFd control_host, control_child;
+  if (service) {
+    // fd 3 is the agent's listening socket; stdio is /dev/null (each Exec gets its own pipes).
+    std::string path = io.agent_socket_path.empty() ? default_agent_socket_path(box.name_) : io.agent_socket_path;
+    std::string dir = parent_dir(path);
+    bool made_dir = ::access(dir.c_str(), F_OK) != 0;
+    TRY_STATUS(make_dirs(dir, 0700));
+    if (made_dir || io.agent_socket_path.empty()) box.agent_dir_ = dir;
+    TRY(control_child, listen_agent_socket(path));
+    box.agent_socket_path_ = path;  // from here, ~Sandbox removes it on any failure
+  } else {
+    if (io.stdin_pipe) {
+      TRY(in, make_pipe());
+    }
+    if (!io.tty) {
+      TRY(out, make_pipe());
+      TRY(err, make_pipe());
+    }
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return sys_error("socketpair");
+    control_host.reset(sv[0]);
+    control_child.reset(sv[1]);
   }
-  if (!io.tty) {
-    TRY(out, make_pipe());
-    TRY(err, make_pipe());
-  }
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return sys_error("socketpair");
-  UniqueFd control_host(sv[0]), control_child(sv[1]);
 
   SpawnRequest req;
   req.plan = &plan;
@@ -237,6 +364,7 @@ Result<Sandbox> Engine::create(const SandboxSpec& spec, const IoOptions& io) {
   req.control_fd = control_child.get();
   req.host_id_base = box.ids_.host_base();
   req.id_count = kIdRangeSize;
+  req.parent_death_signal = !service;
   Cgroup* cg = &*box.cgroup_;
   req.before_go = [&](pid_t pid, int userns_fd) -> Status {
     TRY_CTX(cg->add_process(pid), "join cgroup");

@@ -173,10 +173,13 @@ int open_null_at(int target) {
 
   if (int cap_err = caps::restrict_to(req.keep_caps, ctx.last_cap)) fail(lifted, kCapabilities, cap_err);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(lifted, kNoNewPrivs, errno);
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(lifted, kParentDeathSignal, errno);
-  // If the parent died before the line above, no signal will come: check by hand.
-  struct pollfd parent_alive = {sync_fd, 0, 0};
-  if (::poll(&parent_alive, 1, 0) > 0 && (parent_alive.revents & (POLLHUP | POLLERR))) fail(lifted, kParentGone, EPIPE);
+  if (req.parent_death_signal) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(lifted, kParentDeathSignal, errno);
+    // If the parent died before the line above, no signal will come: check by hand.
+    struct pollfd parent_alive = {sync_fd, 0, 0};
+    if (::poll(&parent_alive, 1, 0) > 0 && (parent_alive.revents & (POLLHUP | POLLERR)))
+      fail(lifted, kParentGone, EPIPE);
+  }
 
   // Every other inherited fd (template trees, volume trees, host pipes) is marked close-on-exec:
   // the sandbox starts with 0-3 only. init_fd and report_fd stay usable until the exec itself.

@@ -24,7 +24,11 @@ struct SpawnRequest {
   int stdin_fd = -1;                     // -1: /dev/null opened inside the sandbox
   int stdout_fd = -1;                    // -1: /dev/null inside
   int stderr_fd = -1;
-  int control_fd = -1;                   // child end of the init control socket, becomes fd 3
+  int control_fd = -1;                   // child end of the init control socket, or the agent's
+                                         // listening socket (service sandboxes); becomes fd 3
+  // SIGKILL the sandbox when the creating thread dies (one-shot runs). Service sandboxes leave it
+  // off: they must outlive the process that created them.
+  bool parent_death_signal = true;
   uint32_t host_id_base = 0;             // sandbox ids 0..65535 map to base..base+65535
   uint32_t id_count = 65536;
   std::string hostname = "sandbox";

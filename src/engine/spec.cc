@@ -69,9 +69,9 @@ std::string normalize(const std::string& path) {
 
 }  // namespace
 
-Status validate(const SandboxSpec& spec) {
-  if (spec.argv.empty()) return plain_error("no command given");
-  if (spec.argv[0].empty()) return plain_error("the command is an empty string");
+Status validate(const SandboxSpec& spec, bool needs_command) {
+  if (spec.argv.empty() && needs_command) return plain_error("no command given");
+  if (!spec.argv.empty() && spec.argv[0].empty()) return plain_error("the command is an empty string");
   for (const auto& arg : spec.argv)
     if (arg.find('\0') != std::string::npos) return plain_error("a command argument contains a NUL byte");
   if (spec.image != "host") return plain_error("unknown image \"" + spec.image + "\" (available: host)");

@@ -57,7 +57,8 @@ std::vector<std::string> merge_environment(std::vector<std::string> base, const 
 
 // A path inside the sandbox: absolute, no "..", no NUL, not empty components only.
 Status validate_sandbox_path(const std::string& path, std::string_view what);
-// Every rule the engine relies on; the error says which field and why.
-Status validate(const SandboxSpec& spec);
+// Every rule the engine relies on; the error says which field and why. A service sandbox (init
+// serves the agent protocol; see IoOptions::service) starts no command: argv may be empty.
+Status validate(const SandboxSpec& spec, bool needs_command = true);
 
 }  // namespace airlock
