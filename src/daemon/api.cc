@@ -1,6 +1,7 @@
 #include "daemon/api.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "daemon/json_body.h"
 #include "daemon/url.h"
@@ -67,6 +68,25 @@ Admission Api::admit(const HttpRequest& head) {
     RequestContext context{request, params, std::move(parsed).value(), principal};
     return respond(request, principal, route->handler(context));
   };
+  if (route->blocking && workers_) {
+    admission.run_async = [this, run = std::move(admission.run)](HttpRequest request, Admission::Done done) {
+      auto shared = std::make_shared<std::pair<HttpRequest, Admission::Done>>(std::move(request), std::move(done));
+      bool queued = workers_->submit([this, run, shared] {
+        HttpResponse response;
+        try {
+          response = run(shared->first);
+        } catch (const std::exception& e) {
+          log_.error(std::string("bug: request handler threw: ") + e.what());
+          response = error_response(api_error(ErrorCode::kInternal, "internal error; the daemon's log has the cause"));
+        }
+        shared->second(std::move(response));
+      });
+      if (!queued) {
+        shared->second(error_response(api_error(ErrorCode::kUnavailable, "the daemon is shutting down")
+                                          .with_header("Retry-After", "1")));
+      }
+    };
+  }
   return admission;
 }
 

@@ -10,12 +10,15 @@
 #include "daemon/http_server.h"
 #include "daemon/log.h"
 #include "daemon/router.h"
+#include "daemon/worker_pool.h"
 
 namespace airlock::daemon {
 
 class Api final : public HttpHandler {
  public:
-  Api(const Router& router, Authenticator& auth, const Logger& log) : router_(router), auth_(auth), log_(log) {}
+  // `workers` runs the routes marked blocking; without it they run inline (unit tests).
+  Api(const Router& router, Authenticator& auth, const Logger& log, WorkerPool* workers = nullptr)
+      : router_(router), auth_(auth), log_(log), workers_(workers) {}
 
   Admission admit(const HttpRequest& head) override;
 
@@ -26,6 +29,7 @@ class Api final : public HttpHandler {
   const Router& router_;
   Authenticator& auth_;
   const Logger& log_;
+  WorkerPool* workers_;
 };
 
 }  // namespace airlock::daemon

@@ -3,7 +3,10 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
 
 #include "daemon/admin_key.h"
 #include "daemon/api.h"
@@ -14,7 +17,10 @@
 #include "daemon/key_store.h"
 #include "daemon/listen_address.h"
 #include "daemon/routes/routes.h"
+#include "daemon/sandbox_manager.h"
+#include "daemon/sandbox_store.h"
 #include "daemon/version.h"
+#include "daemon/worker_pool.h"
 
 namespace airlock::daemon {
 namespace {
@@ -25,6 +31,25 @@ void raise_fd_limit(const Logger& log) {
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
   lim.rlim_cur = lim.rlim_max;
   if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) log.warn("cannot raise the open-file limit");
+}
+
+// The engine's directories and init binary: the same environment variables as the `airlock` CLI, so
+// that both share templates, id-range locks and cgroups; airlock-init is found next to airlockd.
+EngineConfig engine_config() {
+  EngineConfig config;
+  if (const char* dir = std::getenv("AIRLOCK_DATA_DIR"); dir && *dir) config.data_dir = dir;
+  if (const char* dir = std::getenv("AIRLOCK_RUN_DIR"); dir && *dir) config.run_dir = dir;
+  if (const char* init = std::getenv("AIRLOCK_INIT"); init && *init) {
+    config.init_path = init;
+    return config;
+  }
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string("./airlockd");
+  dir.resize(dir.rfind('/'));
+  config.init_path = dir + "/airlock-init";
+  if (::access(config.init_path.c_str(), X_OK) != 0) config.init_path = dir + "/../libexec/airlock/airlock-init";
+  return config;
 }
 
 int fail(const Logger& log, const Error& error) {
@@ -54,11 +79,26 @@ int run_daemon(const DaemonOptions& options) {
              dir->admin_key_path() + " (mode 0600)");
   }
 
+  // Sandboxes: without a usable engine (no cgroups, no airlock-init) the daemon still serves keys
+  // and health, and the sandbox routes are absent (404) rather than failing at each call.
+  SandboxStore sandbox_store(*db.value());
+  std::unique_ptr<SandboxManager> sandboxes;
+  EngineConfig engine_cfg = engine_config();
+  if (auto engine = Engine::open(engine_cfg); engine.ok()) {
+    sandboxes = std::make_unique<SandboxManager>(std::move(engine).value(), IdRangeAllocator(engine_cfg.run_dir + "/ids"),
+                                                 sandbox_store, log);
+    sandboxes->recover();  // before serving: re-takes each live sandbox's id-range lock
+    sandboxes->start_timer();
+  } else {
+    log.warn("sandboxes unavailable: engine: " + engine.error().describe());
+  }
+
   Router router;
-  ApiServices services{keys, log, started};
+  ApiServices services{keys, log, started, sandboxes.get()};
   add_all_routes(router, services);
   Authenticator auth(keys);
-  Api api(router, auth, log);
+  WorkerPool workers(options.workers);
+  Api api(router, auth, log, &workers);
 
   HttpServerOptions server_options;
   if (!options.listen.empty() && options.listen != "none") {
@@ -75,6 +115,9 @@ int run_daemon(const DaemonOptions& options) {
     log.info("airlockd " + std::string(kDaemonVersion) + " listening on " + address);
   }
   server.value()->run();
+  if (sandboxes) sandboxes->begin_shutdown();  // blocking commands end now rather than at their timeout
+  workers.stop();  // before the server goes: a finishing job posts its response to the server's threads
+  if (sandboxes) sandboxes->stop_timer();  // the sandboxes themselves keep running for the next start
   log.info("stopped");
   return 0;
 }

@@ -13,7 +13,7 @@ namespace {
 
 // The schema, one step per version, applied in order inside a transaction. Never edit a step that has
 // shipped: append a new one. Each store's tables live here so the version covers the whole file.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     // 1: API keys. `hash` is SHA-256 of the secret; the secret itself is never stored.
     R"sql(
       CREATE TABLE api_keys (
@@ -30,6 +30,32 @@ constexpr std::array<const char*, 1> kMigrations = {
       );
       CREATE INDEX api_keys_prefix ON api_keys (prefix);
       CREATE INDEX api_keys_tenant ON api_keys (tenant, seq);
+    )sql",
+    // 2: sandboxes. `spec` is the create request as JSON (env included: the file is 0600); the engine
+    // columns (engine_name, id_index, init_pid, agent_socket) are what a restarted daemon needs to
+    // re-take the id-range lock and reconnect to the agent.
+    R"sql(
+      CREATE TABLE sandboxes (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order, for keyset pagination
+        sandbox_id       TEXT NOT NULL UNIQUE,
+        tenant           TEXT NOT NULL,
+        state            TEXT NOT NULL CHECK (state IN ('starting', 'running', 'stopped', 'terminated')),
+        stop_reason      TEXT,
+        stop_message     TEXT,
+        spec             TEXT NOT NULL,
+        engine_name      TEXT NOT NULL DEFAULT '',
+        id_index         INTEGER,
+        init_pid         INTEGER,
+        agent_socket     TEXT NOT NULL DEFAULT '',
+        process_ids      INTEGER NOT NULL DEFAULT 0,         -- agent process ids reserved so far
+        created_at       INTEGER NOT NULL,                   -- ms since the epoch
+        started_at       INTEGER,
+        ended_at         INTEGER,
+        expires_at       INTEGER,
+        last_activity_at INTEGER NOT NULL
+      );
+      CREATE INDEX sandboxes_tenant ON sandboxes (tenant, seq);
+      CREATE INDEX sandboxes_state ON sandboxes (state);
     )sql",
 };
 

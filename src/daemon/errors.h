@@ -132,3 +132,10 @@ ApiResult<T> or_internal(Result<T> result) {
   auto tmp = (expr);                            \
   if (!tmp.ok()) return std::move(tmp).error(); \
   decl = std::move(tmp).value()
+
+// API_TRY_STATUS_INTERNAL(status): returns 500 `internal` when a Status of the layers below failed.
+#define API_TRY_STATUS_INTERNAL(expr)                                  \
+  do {                                                                 \
+    auto api_status_ = (expr);                                         \
+    if (!api_status_.ok()) return internal_error(api_status_.error()); \
+  } while (0)

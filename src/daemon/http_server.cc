@@ -177,6 +177,23 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) return on_read_error(ec, false);
     HttpRequest request = std::move(head_);
     request.body = std::move(parser_->get().body());
+    if (admission_.run_async) {
+      stream_.expires_never();  // the work may take long; send() arms the write timeout
+      bool close_after = !parser_->get().keep_alive();
+      auto self = this->shared_from_this();
+      auto done = [self, close_after](HttpResponse response) {
+        asio::post(self->stream_.get_executor(), [self, close_after, response = std::move(response)]() mutable {
+          self->send(std::move(response), close_after);
+        });
+      };
+      try {
+        admission_.run_async(std::move(request), std::move(done));
+      } catch (const std::exception& e) {
+        server_.log.error(std::string("bug: request handler threw: ") + e.what());
+        send(error_for(ErrorCode::kInternal, "internal error; the daemon's log has the cause"), true);
+      }
+      return;
+    }
     HttpResponse response;
     try {
       response = admission_.run(request);

@@ -25,6 +25,10 @@ struct Admission {
   std::optional<HttpResponse> reject;  // answer this without reading the body
   size_t body_limit = 0;               // otherwise: read at most this many body bytes (413 beyond)
   std::function<HttpResponse(HttpRequest&)> run;  // then answer with this (request.body filled in)
+  // Or, when set instead of `run`: start the work and call `done` exactly once, from any thread, when
+  // the response is ready. The I/O thread is free meanwhile (engine and agent work runs elsewhere).
+  using Done = std::function<void(HttpResponse)>;
+  std::function<void(HttpRequest, Done done)> run_async;
 };
 
 class HttpHandler {

@@ -147,7 +147,8 @@ std::optional<ApiError> JsonFields::finish() {
   if (error_) return error_;
   for (const auto& [key, value] : object_.items()) {
     if (std::find(known_.begin(), known_.end(), key) == known_.end()) {
-      std::string field = prefix_ + key;
+      // An empty member name still gets a visible `field` ("" quoted), as the contract promises.
+      std::string field = prefix_ + (key.empty() ? std::string("\"\"") : key);
       return api_error(ErrorCode::kInvalidField, "unknown field " + field).with_field(field);
     }
   }

@@ -8,7 +8,9 @@ namespace airlock::daemon {
 namespace {
 
 ApiError bad_parameter(std::string_view name, std::string message) {
-  return api_error(ErrorCode::kInvalidParameter, std::move(message)).with_field(std::string(name));
+  // An empty parameter name still gets a visible `field` ("" quoted), as the contract promises.
+  return api_error(ErrorCode::kInvalidParameter, std::move(message))
+      .with_field(name.empty() ? std::string("\"\"") : std::string(name));
 }
 
 }  // namespace

@@ -60,6 +60,8 @@ struct Route {
   BodyKind body = BodyKind::kNone;
   size_t body_limit = kDefaultBodyLimit;
   Handler handler;
+  // The handler may block (engine, agent): it runs on the worker pool, never on an I/O thread.
+  bool blocking = false;
 };
 
 class Router {

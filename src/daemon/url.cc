@@ -14,6 +14,10 @@ int hex_value(char c) {
 
 std::optional<RequestTarget> split_target(std::string_view target) {
   if (target.empty()) return std::nullopt;
+  // A fragment never reaches a server; if one does, it is not part of the path or query (cut it
+  // first, for the absolute form's query too).
+  target = target.substr(0, target.find('#'));
+  if (target.empty()) return std::nullopt;
   if (target.front() != '/') {
     // absolute-form: scheme "://" authority path-abempty [ "?" query ]
     size_t scheme_end = target.find("://");
@@ -30,8 +34,6 @@ std::optional<RequestTarget> split_target(std::string_view target) {
       return RequestTarget{"/", std::string(target.substr(1))};
     }
   }
-  // A fragment never reaches a server; if one does, it is not part of the path or query.
-  target = target.substr(0, target.find('#'));
   size_t q = target.find('?');
   if (q == std::string_view::npos) return RequestTarget{std::string(target), ""};
   return RequestTarget{std::string(target.substr(0, q)), std::string(target.substr(q + 1))};

@@ -333,3 +333,61 @@ def new_key(admin):
         return r.json
 
     return _new
+
+
+# --- sandboxes -----------------------------------------------------------------------------------------
+
+class SandboxTracker:
+    """Creates sandboxes through one client and terminates every one of them at teardown, so that no
+    test leaves a sandbox (process, cgroup, socket) behind whatever it asserts."""
+
+    def __init__(self):
+        self.made = []  # (client, sandbox_id)
+
+    def create(self, client, body=None, expect=201):
+        r = client.post("/v1/sandboxes", json={} if body is None else body, timeout=60)
+        assert r.status == expect, r
+        if r.status == 201:
+            self.made.append((client, r.json["sandbox_id"]))
+        return r
+
+    def cleanup(self):
+        for client, sandbox_id in self.made:
+            try:
+                client.delete(f"/v1/sandboxes/{sandbox_id}", timeout=60)
+            except OSError:
+                pass  # its daemon is gone; the test that killed it cleans up itself
+        self.made.clear()
+
+
+@pytest.fixture
+def sandboxes():
+    tracker = SandboxTracker()
+    yield tracker
+    tracker.cleanup()
+
+
+def sandbox_engine_name(daemon, sandbox_id):
+    """The engine's name (cgroup and socket directory) of a sandbox, from the daemon's log."""
+    m = re.search(rf"sandbox {sandbox_id} created \(tenant [^,]+, (airlock-\d+)\)", daemon.log())
+    return m.group(1) if m else None
+
+
+def sandbox_leftovers(engine_name, run_dir="/run/airlock"):
+    """Cgroup directories and the socket directory still present for an engine name."""
+    found = []
+    for root in Path("/sys/fs/cgroup").iterdir():
+        if (root / engine_name).exists():
+            found.append(str(root / engine_name))
+    if (Path("/sys/fs/cgroup") / engine_name).exists():
+        found.append(f"/sys/fs/cgroup/{engine_name}")
+    sock_dir = Path(run_dir) / "sandboxes" / engine_name
+    if sock_dir.exists():
+        found.append(str(sock_dir))
+    return found
+
+
+@pytest.fixture
+def engine_names():
+    """Helpers for tests that check what a sandbox leaves on the host."""
+    return sandbox_engine_name, sandbox_leftovers

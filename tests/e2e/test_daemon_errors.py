@@ -126,12 +126,10 @@ def test_unknown_or_unserved_paths_are_404(admin, path):
     assert r.status == 404 and r.error_code == "route_not_found", r
 
 
+# Sandboxes, their timeout and commands/run are served now (test_daemon_sandboxes.py); the rest is not.
 @pytest.mark.parametrize("method,path", [
-    ("POST", "/v1/sandboxes"),
-    ("GET", "/v1/sandboxes"),
-    ("GET", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b"),
-    ("DELETE", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b"),
-    ("POST", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/commands/run"),
+    ("POST", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/commands/stream"),
+    ("GET", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/processes"),
     ("GET", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/files/read?path=/etc/passwd"),
 ])
 def test_sandbox_routes_are_not_served_yet(daemon, method, path):

@@ -86,6 +86,7 @@ TEST(JsonBodyTest, FieldErrorsNameTheField) {
       {R"({"name": "ab", "admin": "yes"})", "key.admin"},
       {R"({"name": "ab", "admin": null})", "key.admin"},
       {R"({"name": "ab", "bogus": 1})", "key.bogus"},
+      {R"({"name": "ab", "": 1})", "key.\"\""},  // fuzz finding: an empty name still names a field
   };
   for (const auto& c : cases) {
     ApiError e = first_error(c.json);

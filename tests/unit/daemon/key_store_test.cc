@@ -63,7 +63,7 @@ TEST_F(KeyStoreTest, DatabaseIsPrivateAndInWalMode) {
   ASSERT_TRUE(stmt.ok());
   ASSERT_TRUE(stmt->step().value());
   EXPECT_EQ(stmt->text_at(0), "wal");
-  EXPECT_EQ(db_->schema_version(), 1);
+  EXPECT_EQ(db_->schema_version(), 2);  // 1: api_keys, 2: sandboxes
 }
 
 TEST_F(KeyStoreTest, CreateThenCheck) {

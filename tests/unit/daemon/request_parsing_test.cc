@@ -22,6 +22,9 @@ TEST(UrlTest, SplitsTargets) {
   ASSERT_TRUE(t);
   EXPECT_EQ(t->path, "/");
   EXPECT_EQ(split_target("/a#frag")->path, "/a");
+  // Fuzz finding: the absolute form's query lost its fragment cut.
+  EXPECT_EQ(split_target("http://h?a=1#frag")->query, "a=1");
+  EXPECT_EQ(split_target("http://h/p?a=1#frag")->query, "a=1");
   EXPECT_FALSE(split_target("*"));
   EXPECT_FALSE(split_target(""));
   EXPECT_FALSE(split_target("localhost:7070"));
@@ -50,6 +53,12 @@ TEST(QueryTest, ParsesAndTypes) {
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->code, ErrorCode::kInvalidParameter);
   EXPECT_EQ(unknown->field, "include_revoked");
+  // Fuzz finding: an empty parameter name still gets a visible field.
+  auto empty_name = QueryParams::parse("=1");
+  ASSERT_TRUE(empty_name.ok());
+  auto err = empty_name->check_names({"limit"});
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->field, "\"\"");
 }
 
 TEST(QueryTest, RejectsMalformedValues) {
