@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/run.h"
+#include "common/fs.h"
 
 namespace {
 
@@ -19,23 +20,10 @@ constexpr const char* kUsage =
     "  run [OPTIONS] -- COMMAND [ARG...]   run COMMAND in a fresh sandbox (see airlock run --help)\n"
     "  version                             print the version\n";
 
-// fds 0-2 must be open so that no pipe or socket we create lands on them.
-void ensure_std_fds() {
-  for (int fd = 0; fd < 3; ++fd) {
-    if (::fcntl(fd, F_GETFD) < 0) {
-      int null_fd = ::open("/dev/null", O_RDWR);
-      if (null_fd >= 0 && null_fd != fd) {
-        ::dup2(null_fd, fd);
-        ::close(null_fd);
-      }
-    }
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_std_fds();
+  airlock::ensure_std_fds();
   // An inherited SIG_IGN for SIGCHLD would make the kernel reap our sandboxes' init behind our back.
   ::signal(SIGCHLD, SIG_DFL);
   if (argc < 2) {

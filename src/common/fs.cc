@@ -35,6 +35,17 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes) {
   return out;
 }
 
+void ensure_std_fds() {
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0) continue;
+    int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0 && null_fd != fd) {
+      ::dup2(null_fd, fd);
+      ::close(null_fd);
+    }
+  }
+}
+
 Status make_dirs(const std::string& path, unsigned mode) {
   if (path.empty()) return {};
   std::string cur;

@@ -7,30 +7,14 @@
 #include <optional>
 #include <string>
 
+#include "common/fs.h"
 #include "daemon/daemon.h"
 #include "daemon/key_commands.h"
 #include "daemon/version.h"
 
-namespace {
-
-// fds 0-2 must be open so that no socket or database file we open lands on them.
-void ensure_std_fds() {
-  for (int fd = 0; fd < 3; ++fd) {
-    if (::fcntl(fd, F_GETFD) < 0) {
-      int null_fd = ::open("/dev/null", O_RDWR);
-      if (null_fd >= 0 && null_fd != fd) {
-        ::dup2(null_fd, fd);
-        ::close(null_fd);
-      }
-    }
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace airlock::daemon;
-  ensure_std_fds();
+  airlock::ensure_std_fds();
 
   CLI::App app{"airlockd: the Airlock daemon (long-lived sandboxes behind a REST API)"};
   app.set_version_flag("--version", "airlockd " + std::string(kDaemonVersion));

@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "daemon/api_key_json.h"
+#include "common/hex.h"
 #include "daemon/json_body.h"
 #include "daemon/routes/routes.h"
 
@@ -16,32 +17,6 @@ constexpr int64_t kDefaultPageSize = 100;
 constexpr size_t kMaxKeyIdLength = 64;  // the path parameter's maxLength
 
 // --- cursors: opaque to clients, tied to the filters they were made with ----------------------------
-
-std::string hex_encode(std::string_view s) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-std::optional<std::string> hex_decode(std::string_view s) {
-  if (s.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); i += 2) {
-    int hi = nibble(s[i]), lo = nibble(s[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
-}
 
 std::string filter_text(const KeyListQuery& q) {
   return std::string(q.include_revoked ? "1" : "0") + "|" + (q.tenant ? *q.tenant : "*");

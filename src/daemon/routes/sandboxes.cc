@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "common/hex.h"
 #include "daemon/json_body.h"
 #include "daemon/routes/routes.h"
 #include "daemon/sandbox_json.h"
@@ -15,32 +16,6 @@ namespace {
 
 constexpr int64_t kMaxPageSize = 1000;
 constexpr int64_t kDefaultPageSize = 100;
-
-std::string hex_encode(std::string_view s) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-std::optional<std::string> hex_decode(std::string_view s) {
-  if (s.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); i += 2) {
-    int hi = nibble(s[i]), lo = nibble(s[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
-}
 
 // Cursors carry a short fingerprint of the filters, so a cursor used with other filters is refused.
 std::string filter_fingerprint(const SandboxListQuery& q) {
