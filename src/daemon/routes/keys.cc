@@ -5,8 +5,8 @@
 #include <charconv>
 
 #include "daemon/api_key_json.h"
-#include "common/hex.h"
 #include "daemon/json_body.h"
+#include "daemon/page_cursor.h"
 #include "daemon/routes/routes.h"
 
 namespace airlock::daemon {
@@ -20,29 +20,6 @@ constexpr size_t kMaxKeyIdLength = 64;  // the path parameter's maxLength
 
 std::string filter_text(const KeyListQuery& q) {
   return std::string(q.include_revoked ? "1" : "0") + "|" + (q.tenant ? *q.tenant : "*");
-}
-
-std::string make_cursor(const KeyListQuery& q, int64_t before_seq) {
-  return hex_encode("k1|" + std::to_string(before_seq) + "|" + filter_text(q));
-}
-
-// The position in a cursor made for the same filters; anything else is 400 `invalid_parameter`.
-ApiResult<int64_t> read_cursor(std::string_view cursor, const KeyListQuery& q) {
-  auto bad = [](std::string message) {
-    return api_error(ErrorCode::kInvalidParameter, std::move(message)).with_field("cursor");
-  };
-  auto text = hex_decode(cursor);
-  if (!text || text->rfind("k1|", 0) != 0) return bad("cursor is not one this daemon made");
-  std::string_view rest = std::string_view(*text).substr(3);
-  size_t bar = rest.find('|');
-  if (bar == std::string_view::npos) return bad("cursor is not one this daemon made");
-  int64_t seq = 0;
-  auto [end, ec] = std::from_chars(rest.data(), rest.data() + bar, seq);
-  if (ec != std::errc() || end != rest.data() + bar || seq <= 0) return bad("cursor is not one this daemon made");
-  if (rest.substr(bar + 1) != filter_text(q)) {
-    return bad("cursor was made for other filters (tenant, include_revoked); start again without it");
-  }
-  return seq;
 }
 
 // --- handlers -----------------------------------------------------------------------------------------
@@ -79,13 +56,13 @@ ApiResult<HttpResponse> list_keys(ApiServices& services, const RequestContext& c
   query.include_revoked = include_revoked.value_or(false);
   query.limit = limit.value_or(kDefaultPageSize);
   if (cursor) {
-    API_TRY(query.before_seq, read_cursor(*cursor, query));
+    API_TRY(query.before_seq, read_page_cursor(*cursor, "k1", filter_text(query), "tenant, include_revoked"));
   }
 
   API_TRY(auto page, or_internal(services.keys.list(query)));
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& key : page.keys) keys.push_back(api_key_json(key));
-  nlohmann::json next = page.next_before ? nlohmann::json(make_cursor(query, *page.next_before)) : nlohmann::json();
+  nlohmann::json next = page.next_before ? nlohmann::json(make_page_cursor("k1", *page.next_before, filter_text(query))) : nlohmann::json();
   return json_response(200, {{"keys", std::move(keys)}, {"next_cursor", std::move(next)}});
 }
 

@@ -5,8 +5,8 @@
 
 #include <charconv>
 
-#include "common/hex.h"
 #include "daemon/json_body.h"
+#include "daemon/page_cursor.h"
 #include "daemon/routes/routes.h"
 #include "daemon/sandbox_json.h"
 #include "daemon/sandbox_manager.h"
@@ -24,24 +24,6 @@ std::string filter_fingerprint(const SandboxListQuery& q) {
   text += "|";
   for (const auto& [k, v] : q.metadata) text += k + "=" + v + "\n";
   return std::to_string(std::hash<std::string>{}(text) & 0xffffffffu);
-}
-
-ApiResult<int64_t> read_cursor(std::string_view cursor, const SandboxListQuery& q) {
-  auto bad = [](std::string message) {
-    return api_error(ErrorCode::kInvalidParameter, std::move(message)).with_field("cursor");
-  };
-  auto text = hex_decode(cursor);
-  if (!text || text->rfind("s1|", 0) != 0) return bad("cursor is not one this daemon made");
-  std::string_view rest = std::string_view(*text).substr(3);
-  size_t bar = rest.find('|');
-  if (bar == std::string_view::npos) return bad("cursor is not one this daemon made");
-  int64_t seq = 0;
-  auto [end, ec] = std::from_chars(rest.data(), rest.data() + bar, seq);
-  if (ec != std::errc() || end != rest.data() + bar || seq <= 0) return bad("cursor is not one this daemon made");
-  if (rest.substr(bar + 1) != filter_fingerprint(q)) {
-    return bad("cursor was made for other filters (state, metadata); start again without it");
-  }
-  return seq;
 }
 
 ApiResult<HttpResponse> create_sandbox(SandboxManager& sandboxes, const RequestContext& ctx) {
@@ -98,15 +80,14 @@ ApiResult<HttpResponse> list_sandboxes(SandboxManager& sandboxes, const RequestC
                                 "1 to 512 characters"));
   query.limit = limit.value_or(kDefaultPageSize);
   if (cursor) {
-    API_TRY(query.before_seq, read_cursor(*cursor, query));
+    API_TRY(query.before_seq, read_page_cursor(*cursor, "s1", filter_fingerprint(query), "state, metadata"));
   }
   API_TRY(auto page, sandboxes.list(query));
   UnixMillis now = unix_millis_now();
   nlohmann::json items = nlohmann::json::array();
   for (const auto& r : page.sandboxes) items.push_back(sandbox_json(r, now));
   nlohmann::json next = page.next_before
-                            ? nlohmann::json(hex_encode("s1|" + std::to_string(*page.next_before) + "|" +
-                                                        filter_fingerprint(query)))
+                            ? nlohmann::json(make_page_cursor("s1", *page.next_before, filter_fingerprint(query)))
                             : nlohmann::json();
   return json_response(200, {{"sandboxes", std::move(items)}, {"next_cursor", std::move(next)}});
 }
