@@ -284,6 +284,11 @@ void Engine::collect_leftovers() {
   for (const auto& name : *names) {
     auto index = std::strtoul(name.c_str() + std::strlen(kCgroupPrefix), nullptr, 10);
     if (index >= kIdRangeCount) continue;
+    // A service sandbox (its agent socket directory exists) belongs to whoever runs service
+    // sandboxes (airlockd), even while that owner is down and its range lock is free: the owner
+    // reconciles it on start. Only one-shot leftovers are ours to collect.
+    struct stat st;
+    if (::stat((config_.run_dir + "/sandboxes/" + name).c_str(), &st) == 0) continue;
     // Holding the range's lock proves its owner is gone: a live run never lets go of it.
     auto range = ids_.try_acquire(static_cast<uint32_t>(index));
     if (!range.ok()) continue;
