@@ -113,7 +113,7 @@ def probe(peer: Peer, workload: str) -> str | None:
     """Runs the workload once with stderr captured; returns an error text or None."""
     argv = peer.argv(WORKLOADS[workload], peer.next_ident("probe"), workload)
     try:
-        out = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        out = subprocess.run(argv, stdin=devnull(), stdout=devnull(), stderr=subprocess.PIPE,
                              env=SANDBOX_ENV, timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return f"timed out after {RUN_TIMEOUT_S:.0f} s"
@@ -521,8 +521,8 @@ def stop_sandboxes(peer: Peer, launched: list[dict], tracked: dict[int, int]) ->
                 except ProcessLookupError:
                     pass
             for argv in peer.stop_argvs(s["ident"]):
-                subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=30)
+                subprocess.run(argv, stdin=devnull(), stdout=devnull(),
+                               stderr=devnull(), timeout=30)
     if peer.stop_signal == signal.SIGKILL:  # nothing to wait for
         for pid, st in tracked.items():
             if alive(pid, st):
@@ -558,7 +558,7 @@ def stop_sandboxes(peer: Peer, launched: list[dict], tracked: dict[int, int]) ->
             s["exited"] = 0
     for s in launched:
         for argv in peer.cleanup_argvs(s["ident"]):
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            subprocess.run(argv, stdin=devnull(), stdout=devnull(), stderr=devnull(),
                            timeout=30)
     time.sleep(0.5)
     left = [pid for pid, st in tracked.items() if alive(pid, st)]
