@@ -9,8 +9,9 @@ import signal
 import subprocess
 import time
 
+from host_processes import ID_RANGE, live_processes_in_range
+
 ID_BASE = 0x40000000
-ID_RANGE = 65536
 RUN_DIR = os.environ.get("AIRLOCK_RUN_DIR", "/run/airlock")
 
 PRINT_BASE = "print(open('/proc/self/uid_map').read().split()[1], flush=True)\n"
@@ -65,26 +66,6 @@ def leftover_cgroups(index):
 
 def lock_file(index):
     return f"{RUN_DIR}/ids/{index}.lock"
-
-
-def process_uids():
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-        except OSError:
-            continue
-        out[pid] = (status.get("Name", "").strip(), status.get("State", "").strip(),
-                    [int(u) for u in status.get("Uid", "").split()])
-    return out
-
-
-def live_processes_in_range(base):
-    return [f"{pid} {name} ({state})" for pid, (name, state, uids) in process_uids().items()
-            if not state.startswith(("Z", "X")) and any(base <= u < base + ID_RANGE for u in uids)]
 
 
 def wait_for(predicate, deadline=10):

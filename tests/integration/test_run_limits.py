@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from host_processes import ID_RANGE, live_processes_in_range
+
 ID_BASE = 0x40000000
-ID_RANGE = 65536
 
 
 def json_line(stderr):
@@ -31,25 +32,6 @@ def host_base(printed):
     base = int(fields[1] if len(fields) == 3 else fields[0])
     assert base >= ID_BASE, printed
     return base
-
-
-def live_processes_in_range(base):
-    """Host processes (not zombies) whose uids fall in the sandbox's host id range."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-        except OSError:
-            continue
-        if status.get("State", "").strip().startswith(("Z", "X")):
-            continue
-        uids = [int(u) for u in status.get("Uid", "").split()]
-        if any(base <= u < base + ID_RANGE for u in uids):
-            found.append(f"{pid} {status.get('Name', '').strip()}")
-    return found
 
 
 def wait_no_processes(base, deadline=10):
