@@ -208,6 +208,21 @@ class Oci(Peer):
     def cleanup_argvs(self, ident):
         return [[self.path, "--root", self.state_dir(), *self.global_flags, "delete", "--force", ident]]
 
+    # -- a long-running container to exec into (bench/api_bench.py) --------------------------------------
+    # `run -d` starts the workload's bundle in the background and returns once it runs; the container's
+    # process inherits the runtime's stdio (give it a private scratch file, never /dev/null or a terminal:
+    # the runtimes fchown their stdio to the container's root).
+    def run_detached_argv(self, workload: str, ident: str) -> list[str]:
+        return [self.path, "--root", self.state_dir(), *self.global_flags, "run", "-d",
+                "--bundle", self.bundle_dir(workload), ident]
+
+    def exec_argv(self, ident: str, cmd: list[str]) -> list[str]:
+        """`<rt> exec ID CMD`: a new process in the running container, foreground, its exit status."""
+        return [self.path, "--root", self.state_dir(), *self.global_flags, "exec", ident, *cmd]
+
+    def state_argv(self, ident: str) -> list[str]:
+        return [self.path, "--root", self.state_dir(), *self.global_flags, "state", ident]
+
 
 class Crun(Oci):
     key, label, binary = "crun", "crun", "crun"

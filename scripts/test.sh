@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 (cd build && ctest --output-on-failure -j2)
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api tests/e2e tests/integration tests/security
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api tests/e2e tests/sdk tests/integration tests/security

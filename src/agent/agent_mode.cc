@@ -1,10 +1,13 @@
 // airlock-init --agent: one event loop over the listening socket (fd 3), the current connection,
-// the signalfd and every process's pipes. See agent_mode.h and docs/PROTOCOL.md.
+// the signalfd, every process's pipes and every watch's inotify fd. See agent_mode.h and
+// docs/PROTOCOL.md. File requests are handled in files.cc, watches in watch.cc; this file
+// dispatches to them and gives their streams a turn in each pass of the loop.
 //
 // Memory is static and bounded: a frame-sized input buffer, an output buffer, and a stdin buffer
 // per process slot. Backpressure: a process's stdout/stderr is read only while it has credit
 // (Credit frames from the host) and the output buffer has room for a whole frame, so a process
-// whose host is slow, or absent, blocks on its full pipe, and nothing accumulates in init.
+// whose host is slow, or absent, blocks on its full pipe, and nothing accumulates in init. File
+// reads, listings and watches follow the same rule (see files.h, watch.h).
 #include <asm-generic/errno.h>
 #include <asm/ioctls.h>
 #include <asm/termios.h>
@@ -13,8 +16,11 @@
 
 #include "agent/agent_mode.h"
 #include "agent/command.h"
+#include "agent/files.h"
+#include "agent/outbox.h"
 #include "agent/sys.h"
 #include "agent/sys_socket.h"
+#include "agent/watch.h"
 #include "protocol/agent_protocol.h"
 
 namespace airlock::agent {
@@ -27,9 +33,7 @@ using proto::Type;
 constexpr int kListenFd = 3;
 constexpr int kMaxProcesses = 64;
 constexpr unsigned kStdinBuffer = 64 * 1024;      // per process; a Stdin frame waits when it is full
-constexpr unsigned kOutBuffer = 4 * proto::kMaxFrame;
 constexpr unsigned kInBuffer = proto::kMaxFrame + 16 * 1024;
-constexpr unsigned kReplyReserve = 2048;          // room kept for any reply but Output
 constexpr uint32_t kMaxCredit = 1u << 30;
 constexpr short kPollIn = 0x1, kPollOut = 0x4, kPollErr = 0x8, kPollHup = 0x10;
 constexpr int kMsgNoSignal = 0x4000, kMsgDontWait = 0x40;
@@ -59,9 +63,9 @@ struct Agent {
   bool hello_done = false;
   uint8_t* in;  // kInBuffer bytes
   unsigned in_len = 0;
-  uint8_t* out;  // kOutBuffer bytes
-  unsigned out_start = 0, out_len = 0;  // pending bytes: out[out_start, out_start + out_len)
-  uint64_t out_queued = 0, out_flushed = 0;  // byte counters over the connection's life
+  Outbox out;
+  FileService* files;
+  WatchService* watches;
   Process procs[kMaxProcesses];
   uint8_t (*stdin_buf)[kStdinBuffer];  // one per slot
   char* strings;  // Exec scratch: NUL-terminated copies of argv/env/cwd for the child
@@ -72,13 +76,17 @@ struct Agent {
 // The buffers are separate zero-filled arrays so that they land in .bss (costing nothing in the
 // binary, and only the pages touched at run time).
 uint8_t g_in[kInBuffer];
-uint8_t g_out[kOutBuffer];
+uint8_t g_out[Outbox::kSize];
+// Zero-filled too (free slots): .bss, and no constructor has to run.
+constinit FileService g_files{};
+constinit WatchService g_watches{};
 uint8_t g_stdin[kMaxProcesses][kStdinBuffer];
 char g_strings[proto::kMaxArgvBytes + proto::kMaxEnvBytes + 2 * 1025 + proto::kMaxPath + 1];
 char* g_argv[proto::kMaxArgs + 1];
 char* g_envp[proto::kMaxEnv + 1];
 
-constinit Agent g_agent{{}, -1, -1, false, g_in, 0, g_out, 0, 0, 0, 0, {}, g_stdin, g_strings, g_argv, g_envp};
+constinit Agent g_agent{{}, -1, -1, false, g_in, 0, Outbox{g_out}, &g_files, &g_watches, {}, g_stdin, g_strings,
+                        g_argv, g_envp};
 
 uint64_t now_ms() {
   sys::Timespec ts{0, 0};
@@ -97,21 +105,8 @@ void set_nonblocking(int fd) {
 }
 
 // ---- sending -------------------------------------------------------------------------------------
-unsigned out_free(const Agent& a) { return kOutBuffer - a.out_len; }
-
-// Appends a frame to the output buffer; false if it does not fit (callers check room first).
-bool queue(Agent& a, const Message& m) {
-  if (a.out_start > 0 && a.out_start + a.out_len + proto::kMaxFrame > kOutBuffer) {
-    for (unsigned i = 0; i < a.out_len; ++i) a.out[i] = a.out[a.out_start + i];
-    a.out_start = 0;
-  }
-  unsigned end = a.out_start + a.out_len;
-  proto::Encoded e = proto::encode(m, a.out + end, kOutBuffer - end);
-  if (e.error != proto::WireError::kOk) return false;
-  a.out_len += static_cast<unsigned>(e.size);
-  a.out_queued += e.size;
-  return true;
-}
+unsigned out_free(const Agent& a) { return a.out.free(); }
+bool queue(Agent& a, const Message& m) { return a.out.queue(m); }
 
 void reply_error(Agent& a, uint32_t id, uint32_t code, const char* text) {
   Message m{};
@@ -125,24 +120,23 @@ void drop_connection(Agent& a) {
   close_fd(a.conn);
   a.hello_done = false;
   a.in_len = 0;
-  a.out_start = a.out_len = 0;
   // An Exited that never left init is sent again to the next connection.
   for (Process& p : a.procs)
-    if (p.id && p.exit_queued_at > a.out_flushed) p.exit_queued_at = 0;
-  a.out_queued = a.out_flushed = 0;
+    if (p.id && p.exit_queued_at > a.out.flushed) p.exit_queued_at = 0;
+  a.out.reset();
+  // Reads, listings and watches belong to the host that asked: they end with its connection.
+  a.files->reset();
+  a.watches->reset();
 }
 
 void flush(Agent& a) {
-  while (a.conn >= 0 && a.out_len > 0) {
-    long n = sys::send(a.conn, a.out + a.out_start, a.out_len, kMsgNoSignal | kMsgDontWait);
+  while (a.conn >= 0 && a.out.len > 0) {
+    long n = sys::send(a.conn, a.out.buf + a.out.start, a.out.len, kMsgNoSignal | kMsgDontWait);
     if (n == -EINTR) continue;
     if (n == -EAGAIN) return;
     if (n <= 0) return drop_connection(a);
-    a.out_start += static_cast<unsigned>(n);
-    a.out_len -= static_cast<unsigned>(n);
-    a.out_flushed += static_cast<uint64_t>(n);
+    a.out.sent(static_cast<unsigned>(n));
   }
-  if (a.out_len == 0) a.out_start = 0;
 }
 
 // ---- processes -----------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ void enforce_timeouts(Agent& a) {
 void pump_output(Agent& a, Process& p, int stream) {
   int& fd = p.out_fd[stream];
   uint32_t want = p.credit < proto::kMaxChunk ? p.credit : proto::kMaxChunk;
-  if (fd < 0 || want == 0 || out_free(a) < proto::kMaxFrame + kReplyReserve) return;
+  if (fd < 0 || want == 0 || !a.out.room_for_output()) return;
   static uint8_t chunk[proto::kMaxChunk];
   long n = sys::read(fd, chunk, want);
   if (n == -EAGAIN || n == -EINTR) return;
@@ -359,7 +353,7 @@ void finish_processes(Agent& a) {
   for (Process& p : a.procs) {
     if (!p.id || !p.reaped || p.out_fd[0] >= 0 || p.out_fd[1] >= 0) continue;
     if (p.exit_queued_at) {
-      if (a.out_flushed >= p.exit_queued_at) free_slot(p);
+      if (a.out.flushed >= p.exit_queued_at) free_slot(p);
       continue;
     }
     if (a.conn < 0 || !a.hello_done || out_free(a) < kReplyReserve) continue;
@@ -370,7 +364,7 @@ void finish_processes(Agent& a) {
     m.exited.code = term ? -1 : (p.status >> 8) & 0xff;
     m.exited.signal = static_cast<uint32_t>(term);
     m.exited.reason = p.timed_out ? proto::kExitTimeout : proto::kExitNormal;
-    if (queue(a, m)) p.exit_queued_at = a.out_queued;
+    if (queue(a, m)) p.exit_queued_at = a.out.queued;
   }
 }
 
@@ -386,7 +380,7 @@ Handled handle(Agent& a, const Message& m) {
     case Type::kHello:
       if (m.hello.min_version > proto::kVersion) return Handled::kDrop;
       r.type = Type::kHelloAck;
-      r.hello_ack = {proto::kVersion, proto::kCapExec | proto::kCapTty};
+      r.hello_ack = {proto::kVersion, proto::kCapExec | proto::kCapTty | proto::kCapFiles | proto::kCapWatch};
       queue(a, r);
       a.hello_done = true;
       return Handled::kDone;
@@ -401,12 +395,18 @@ Handled handle(Agent& a, const Message& m) {
     case Type::kExec: start_process(a, m.id, m.exec); return Handled::kDone;
     case Type::kCredit:
       if (p) p->credit = m.credit.bytes >= kMaxCredit - p->credit ? kMaxCredit : p->credit + m.credit.bytes;
-      return Handled::kDone;  // a late Credit for a finished process is harmless
+      else a.files->credit(m.id, m.credit.bytes);
+      return Handled::kDone;  // a late Credit for a finished process or read is harmless
+    case Type::kFileRead:
+    case Type::kFileWrite:
+    case Type::kFileList:
+    case Type::kFileStat:
+    case Type::kFileMkdir:
+    case Type::kFileRemove:
+    case Type::kFileRename: a.files->handle(a.out, m); return Handled::kDone;
+    case Type::kWatchStart: a.watches->start(a.out, m.id, m.watch_start); return Handled::kDone;
+    case Type::kWatchStop: a.watches->stop(a.out, m.id); return Handled::kDone;
     default: break;
-  }
-  if (m.type >= Type::kFileRead && m.type <= Type::kWatchStop) {
-    reply_error(a, m.id, ENOSYS, "file operations are not supported yet");
-    return Handled::kDone;
   }
   if (p && p->reaped && m.type == Type::kCloseStdin) return Handled::kDone;  // nothing left to close
   if (!p || p->reaped) {
@@ -437,7 +437,12 @@ Handled handle(Agent& a, const Message& m) {
       p->close_stdin = true;
       if (p->stdin_end == p->stdin_start && !p->tty) close_fd(p->in_fd);
       return Handled::kDone;
-    case Type::kSignal: sys::kill(p->pid, static_cast<int>(m.signal.number)); return Handled::kDone;
+    case Type::kSignal:
+      // kFlagGroup: the whole process group (each process is a session leader: setsid), so that
+      // `sh -c` children go too; the process itself as well, should it have left its group.
+      if (m.flags & proto::kFlagGroup) sys::kill(-p->pid, static_cast<int>(m.signal.number));
+      sys::kill(p->pid, static_cast<int>(m.signal.number));
+      return Handled::kDone;
     case Type::kResize:
       if (p->tty) {
         struct winsize ws = {m.resize.rows, m.resize.cols, 0, 0};
@@ -497,10 +502,11 @@ int run_agent(const AgentOptions& options, int signal_fd) {
   a.options = options;
   a.signal_fd = signal_fd;
   set_nonblocking(kListenFd);
-  enum Kind : uint8_t { kSignals, kListen, kConn, kStdout, kStderr, kStdinFd };
-  static sys::PollFd fds[3 + 3 * kMaxProcesses];
-  static uint8_t kinds[3 + 3 * kMaxProcesses];
-  static uint8_t slots[3 + 3 * kMaxProcesses];
+  enum Kind : uint8_t { kSignals, kListen, kConn, kStdout, kStderr, kStdinFd, kWatchFd };
+  constexpr unsigned kMaxPollFds = 3 + 3 * kMaxProcesses + WatchService::kMaxWatches;
+  static sys::PollFd fds[kMaxPollFds];
+  static uint8_t kinds[kMaxPollFds];
+  static uint8_t slots[kMaxPollFds];
   for (;;) {
     unsigned n = 0;
     auto add = [&](int fd, short events, Kind kind, int slot) {
@@ -511,11 +517,12 @@ int run_agent(const AgentOptions& options, int signal_fd) {
     add(signal_fd, kPollIn, kSignals, 0);
     add(kListenFd, kPollIn, kListen, 0);
     if (a.conn >= 0) {
-      short ev = static_cast<short>((a.in_len < kInBuffer ? kPollIn : 0) | (a.out_len ? kPollOut : 0));
+      short ev = static_cast<short>((a.in_len < kInBuffer ? kPollIn : 0) | (a.out.len ? kPollOut : 0));
       add(a.conn, ev, kConn, 0);
     }
     uint64_t deadline = 0;
-    bool can_send = a.conn >= 0 && a.hello_done && out_free(a) >= proto::kMaxFrame + kReplyReserve;
+    bool can_send = a.conn >= 0 && a.hello_done && a.out.room_for_output();
+    bool can_stream = can_send && a.out.room_for_stream();
     for (int i = 0; i < kMaxProcesses; ++i) {
       Process& p = a.procs[i];
       if (!p.id) continue;
@@ -524,9 +531,13 @@ int run_agent(const AgentOptions& options, int signal_fd) {
       if (p.in_fd >= 0 && p.stdin_end > p.stdin_start) add(p.in_fd, kPollOut, kStdinFd, i);
       if (p.deadline_ms && !p.reaped && (!deadline || p.deadline_ms < deadline)) deadline = p.deadline_ms;
     }
+    for (unsigned i = 0; i < WatchService::kMaxWatches && can_stream; ++i)
+      if (int fd = a.watches->poll_fd(i); fd >= 0) add(fd, kPollIn, kWatchFd, static_cast<int>(i));
     sys::Timespec timeout{0, 0};
     sys::Timespec* wait = nullptr;
-    if (deadline) {
+    if (can_stream && (a.files->has_work() || a.watches->has_work())) {
+      wait = &timeout;  // a stream can go on now: look at the fds, but do not sleep
+    } else if (deadline) {
       uint64_t now = now_ms(), left = deadline > now ? deadline - now : 0;
       timeout = {static_cast<long>(left / 1000), static_cast<long>(left % 1000) * 1000000};
       wait = &timeout;
@@ -562,10 +573,18 @@ int run_agent(const AgentOptions& options, int signal_fd) {
         case kStdinFd:
           if (p.in_fd == fds[i].fd) pump_stdin(p, a.stdin_buf[slots[i]]);
           break;
+        case kWatchFd:
+          if (a.watches->poll_fd(slots[i]) == fds[i].fd) a.watches->readable(slots[i]);
+          break;
       }
     }
     enforce_timeouts(a);
     if (a.conn >= 0) handle_input(a);
+    // File streams and watches after the processes: each gets one bounded step per pass.
+    if (a.conn >= 0 && a.hello_done) {
+      a.files->pump(a.out);
+      a.watches->pump(a.out);
+    }
     finish_processes(a);
     flush(a);
     finish_processes(a);  // frees the slots whose Exited has just left

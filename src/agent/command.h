@@ -75,6 +75,21 @@ inline const char* error_text(long err) {
     case ETXTBSY: return "Text file busy";
     case EAGAIN: return "Resource temporarily unavailable";
     case EINVAL: return "Invalid argument";
+    case EEXIST: return "File exists";
+    case ENOTEMPTY: return "Directory not empty";
+    case EBUSY: return "Device or resource busy";
+    case EXDEV: return "Invalid cross-device link";
+    case ENOSPC: return "No space left on device";
+    case EROFS: return "Read-only file system";
+    case EMFILE: return "Too many open files";
+    case ENFILE: return "Too many open files in system";
+    case EIO: return "Input/output error";
+    case EFBIG: return "File too large";
+    case ENOSYS: return "Function not implemented";
+    case EBADF: return "Bad file descriptor";
+    case ESRCH: return "No such process";
+    case EPIPE: return "Broken pipe";
+    case EDQUOT: return "Disk quota exceeded";
     default: return "error";
   }
 }

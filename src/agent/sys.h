@@ -54,6 +54,34 @@ inline long sigprocmask(int how, const void* set, void* old) {
 inline long sigaction(int sig, const void* act, void* old) {
   return call(__NR_rt_sigaction, sig, (long)act, (long)old, 8);
 }
+// Files (the agent's file and watch messages). Paths come from the host; see resolve.h for how
+// they are resolved.
+inline long openat2(int dirfd, const char* path, const void* how, unsigned long size) {
+  return call(__NR_openat2, dirfd, (long)path, (long)how, (long)size);
+}
+inline long statx(int dirfd, const char* path, int flags, unsigned mask, void* buf) {
+  return call(__NR_statx, dirfd, (long)path, flags, mask, (long)buf);
+}
+inline long mkdirat(int dirfd, const char* path, int mode) { return call(__NR_mkdirat, dirfd, (long)path, mode); }
+inline long unlinkat(int dirfd, const char* path, int flags) { return call(__NR_unlinkat, dirfd, (long)path, flags); }
+inline long renameat2(int from_dir, const char* from, int to_dir, const char* to, unsigned flags) {
+  return call(__NR_renameat2, from_dir, (long)from, to_dir, (long)to, flags);
+}
+inline long getdents64(int fd, void* buf, unsigned long n) { return call(__NR_getdents64, fd, (long)buf, (long)n); }
+inline long pread(int fd, void* buf, unsigned long n, long offset) {
+  return call(__NR_pread64, fd, (long)buf, (long)n, offset);
+}
+inline long pwrite(int fd, const void* buf, unsigned long n, long offset) {
+  return call(__NR_pwrite64, fd, (long)buf, (long)n, offset);
+}
+inline long lseek(int fd, long offset, int whence) { return call(__NR_lseek, fd, offset, whence); }
+inline long fchmod(int fd, unsigned mode) { return call(__NR_fchmod, fd, mode); }
+inline long inotify_init1(int flags) { return call(__NR_inotify_init1, flags); }
+inline long inotify_add_watch(int fd, const char* path, unsigned mask) {
+  return call(__NR_inotify_add_watch, fd, (long)path, mask);
+}
+inline long inotify_rm_watch(int fd, int wd) { return call(__NR_inotify_rm_watch, fd, wd); }
+
 [[noreturn]] inline void exit(int code) {
   for (;;) call(__NR_exit_group, code);
 }

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "daemon/json_body.h"
+#include "daemon/metrics.h"  // [obs]
 #include "daemon/url.h"
 
 namespace airlock::daemon {
@@ -27,8 +28,9 @@ std::string shown_path(const HttpRequest& head) {
 
 }  // namespace
 
-Admission Api::reject(const HttpRequest& head, const ApiError& error) const {
+Admission Api::reject(const HttpRequest& head, const ApiError& error, std::string_view route) const {
   HttpResponse response = error_response(error);
+  if (metrics_) metrics_->count_http_request(route, response.status);  // [obs]
   if (log_.enabled(LogLevel::kDebug)) {
     log_.debug(head.method + " " + shown_path(head) + " " + std::to_string(response.status));
   }
@@ -54,9 +56,9 @@ Admission Api::admit(const HttpRequest& head) {
   const Route* route = found.route;
 
   auto who = auth_.authenticate(head, route->access);
-  if (!who.ok()) return reject(head, who.error());
+  if (!who.ok()) return reject(head, who.error(), route->pattern);
   if (route->body == BodyKind::kJson) {
-    if (auto error = check_json_content_type(head)) return reject(head, *error);
+    if (auto error = check_json_content_type(head)) return reject(head, *error, route->pattern);
   }
 
   Admission admission;
@@ -64,12 +66,12 @@ Admission Api::admit(const HttpRequest& head) {
   admission.run = [this, route, params = std::move(found.params), principal = std::move(who).value(),
                    query = std::move(target->query)](HttpRequest& request) -> HttpResponse {
     auto parsed = QueryParams::parse(query);
-    if (!parsed.ok()) return respond(request, principal, std::move(parsed).error());
+    if (!parsed.ok()) return respond(request, principal, std::move(parsed).error(), route->pattern);
     RequestContext context{request, params, std::move(parsed).value(), principal};
-    return respond(request, principal, route->handler(context));
+    return respond(request, principal, route->handler(context), route->pattern);
   };
   if (route->blocking && workers_) {
-    admission.run_async = [this, run = std::move(admission.run)](HttpRequest request, Admission::Done done) {
+    admission.run_async = [this, route, run = std::move(admission.run)](HttpRequest request, Admission::Done done) {
       auto shared = std::make_shared<std::pair<HttpRequest, Admission::Done>>(std::move(request), std::move(done));
       bool queued = workers_->submit([this, run, shared] {
         HttpResponse response;
@@ -82,6 +84,7 @@ Admission Api::admit(const HttpRequest& head) {
         shared->second(std::move(response));
       });
       if (!queued) {
+        if (metrics_) metrics_->count_http_request(route->pattern, 503);  // [obs]
         shared->second(error_response(api_error(ErrorCode::kUnavailable, "the daemon is shutting down")
                                           .with_header("Retry-After", "1")));
       }
@@ -90,7 +93,8 @@ Admission Api::admit(const HttpRequest& head) {
   return admission;
 }
 
-HttpResponse Api::respond(const HttpRequest& request, const Principal& who, ApiResult<HttpResponse> result) const {
+HttpResponse Api::respond(const HttpRequest& request, const Principal& who, ApiResult<HttpResponse> result,
+                          std::string_view route) const {
   HttpResponse response;
   if (result.ok()) {
     response = std::move(result).value();
@@ -101,6 +105,7 @@ HttpResponse Api::respond(const HttpRequest& request, const Principal& who, ApiR
     }
     response = error_response(error);
   }
+  if (metrics_) metrics_->count_http_request(route, response.status);  // [obs]
   if (log_.enabled(LogLevel::kDebug)) {
     std::string line = request.method + " " + shown_path(request) + " " + std::to_string(response.status);
     if (!who.key_id.empty()) line += " (" + who.key_id + ")";

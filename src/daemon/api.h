@@ -14,22 +14,29 @@
 
 namespace airlock::daemon {
 
+class DaemonMetrics;  // [obs]
+
 class Api final : public HttpHandler {
  public:
   // `workers` runs the routes marked blocking; without it they run inline (unit tests).
-  Api(const Router& router, Authenticator& auth, const Logger& log, WorkerPool* workers = nullptr)
-      : router_(router), auth_(auth), log_(log), workers_(workers) {}
+  // [obs] `metrics` counts every response by route pattern and status (null: not counted).
+  Api(const Router& router, Authenticator& auth, const Logger& log, WorkerPool* workers = nullptr,
+      DaemonMetrics* metrics = nullptr)
+      : router_(router), auth_(auth), log_(log), workers_(workers), metrics_(metrics) {}
 
   Admission admit(const HttpRequest& head) override;
 
  private:
-  Admission reject(const HttpRequest& head, const ApiError& error) const;
-  HttpResponse respond(const HttpRequest& request, const Principal& who, ApiResult<HttpResponse> result) const;
+  // [obs] `route`: the matched route's pattern, for the request counter.
+  Admission reject(const HttpRequest& head, const ApiError& error, std::string_view route = "unmatched") const;
+  HttpResponse respond(const HttpRequest& request, const Principal& who, ApiResult<HttpResponse> result,
+                       std::string_view route) const;
 
   const Router& router_;
   Authenticator& auth_;
   const Logger& log_;
   WorkerPool* workers_;
+  DaemonMetrics* metrics_;  // [obs]
 };
 
 }  // namespace airlock::daemon

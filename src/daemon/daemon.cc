@@ -16,8 +16,13 @@
 #include "daemon/http_server.h"
 #include "daemon/key_store.h"
 #include "daemon/listen_address.h"
+#include "daemon/metrics.h"        // [obs]
+#include "daemon/quota_store.h"    // [obs]
+#include "daemon/sandbox_logs.h"   // [obs]
+#include "daemon/sandbox_usage.h"  // [obs]
 #include "daemon/routes/routes.h"
 #include "daemon/sandbox_manager.h"
+#include "daemon/timers.h"
 #include "daemon/sandbox_store.h"
 #include "daemon/version.h"
 #include "daemon/worker_pool.h"
@@ -82,11 +87,20 @@ int run_daemon(const DaemonOptions& options) {
   // Sandboxes: without a usable engine (no cgroups, no airlock-init) the daemon still serves keys
   // and health, and the sandbox routes are absent (404) rather than failing at each call.
   SandboxStore sandbox_store(*db.value());
+  Timers timers;  // keepalives and long polls; outlives the server and the manager
+  // [obs] Quotas, metrics and logs: declared before the manager, which reports to them until it stops.
+  DaemonMetrics metrics;
+  SandboxLogs sandbox_logs(dir->path() + "/logs", log);
+  QuotaStore quotas(*db.value(), sandbox_store, QuotaLimits{options.default_max_sandboxes, options.default_max_memory_mb});
+  std::optional<SandboxUsageReader> usage_reader;
+  if (auto roots = CgroupRoots::detect(); roots.ok()) usage_reader.emplace(std::move(roots).value());
+  SandboxPolicy policy;
+  policy.accounting = SandboxAccounting{&quotas, &metrics, &sandbox_logs, usage_reader ? &*usage_reader : nullptr};
   std::unique_ptr<SandboxManager> sandboxes;
   EngineConfig engine_cfg = engine_config();
   if (auto engine = Engine::open(engine_cfg); engine.ok()) {
     sandboxes = std::make_unique<SandboxManager>(std::move(engine).value(), IdRangeAllocator(engine_cfg.run_dir + "/ids"),
-                                                 sandbox_store, log);
+                                                 sandbox_store, log, policy);  // [obs] policy
     sandboxes->recover();  // before serving: re-takes each live sandbox's id-range lock
     sandboxes->start_timer();
   } else {
@@ -95,10 +109,14 @@ int run_daemon(const DaemonOptions& options) {
 
   Router router;
   ApiServices services{keys, log, started, sandboxes.get()};
+  services.timers = &timers;
+  services.quotas = &quotas;        // [obs]
+  services.metrics = &metrics;      // [obs]
+  services.logs = &sandbox_logs;    // [obs]
   add_all_routes(router, services);
   Authenticator auth(keys);
   WorkerPool workers(options.workers);
-  Api api(router, auth, log, &workers);
+  Api api(router, auth, log, &workers, &metrics);  // [obs] metrics
 
   HttpServerOptions server_options;
   if (!options.listen.empty() && options.listen != "none") {

@@ -2,6 +2,7 @@
 // in that order, and runs until SIGTERM/SIGINT.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,9 @@ struct DaemonOptions {
   unsigned threads = 2;   // HTTP I/O threads
   unsigned workers = 16;  // threads for engine and agent work (a blocking command holds one)
   LogLevel log_level = LogLevel::kInfo;
+  // [obs] Quota of tenants without their own (PUT /v1/tenants/{tenant}/quota); nullopt: unlimited.
+  std::optional<int64_t> default_max_sandboxes = 100;
+  std::optional<int64_t> default_max_memory_mb = 64 * 1024;
 };
 
 // Returns the process exit status.

@@ -13,7 +13,7 @@ namespace {
 
 // The schema, one step per version, applied in order inside a transaction. Never edit a step that has
 // shipped: append a new one. Each store's tables live here so the version covers the whole file.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     // 1: API keys. `hash` is SHA-256 of the secret; the secret itself is never stored.
     R"sql(
       CREATE TABLE api_keys (
@@ -56,6 +56,27 @@ constexpr std::array<const char*, 2> kMigrations = {
       );
       CREATE INDEX sandboxes_tenant ON sandboxes (tenant, seq);
       CREATE INDEX sandboxes_state ON sandboxes (state);
+    )sql",
+    // [obs] 3: tenant quotas (quota_store.h). A tenant without a row gets the daemon's defaults;
+    // NULL in a limit column is unlimited.
+    R"sql(
+      CREATE TABLE quotas (
+        tenant        TEXT PRIMARY KEY,
+        max_sandboxes INTEGER,
+        max_memory_mb INTEGER,
+        updated_at    INTEGER NOT NULL                     -- ms since the epoch
+      );
+    )sql",
+    // 4: background processes, so that they are still listed and reachable after a restart.
+    R"sql(
+      CREATE TABLE processes (
+        sandbox_seq INTEGER NOT NULL,
+        id          INTEGER NOT NULL,                     -- the agent protocol's process id
+        pid         INTEGER NOT NULL,
+        running     INTEGER NOT NULL,
+        doc         TEXT NOT NULL,                        -- JSON: what was asked and how it ended
+        PRIMARY KEY (sandbox_seq, id)
+      );
     )sql",
 };
 

@@ -110,6 +110,7 @@ class [[nodiscard]] ApiResult {
   T&& value() && { return std::get<0>(std::move(v_)); }
   const T& value() const& { return std::get<0>(v_); }
   T* operator->() { return &value(); }
+  T& operator*() & { return value(); }
   const ApiError& error() const& { return std::get<1>(v_); }
   ApiError&& error() && { return std::get<1>(std::move(v_)); }
 

@@ -9,6 +9,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
 #include <csignal>
 #include <limits>
 #include <mutex>
@@ -22,6 +24,7 @@ namespace airlock::daemon {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 using beast::error_code;
@@ -71,6 +74,8 @@ struct HttpServer::Impl {
   template <class Stream, class Socket>
   void start_session(Socket&& socket);
   void forget(uint64_t id);
+  // Registers a session for shutdown draining; false (and nothing registered) when at the maximum.
+  bool enlist(const std::shared_ptr<SessionBase>& session, uint64_t& id);
   void begin_shutdown();
 
   // Declared before ioc: sessions destroyed with the io_context still unregister here.
@@ -93,6 +98,136 @@ struct HttpServer::Impl {
 };
 
 namespace {
+
+
+// One accepted WebSocket: reads messages into the handler, writes queued messages in order.
+// Everything runs on the connection's strand; send()/close() may be called from any thread.
+template <class Stream>
+class WsSession final : public SessionBase,
+                        public WebSocketPeer,
+                        public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  static constexpr size_t kMaxMessage = 64 * 1024;  // from the client (the contract's limit)
+
+  WsSession(HttpServer::Impl& server, Stream&& stream, std::shared_ptr<WebSocketHandler> handler)
+      : server_(server), ws_(std::move(stream)), handler_(std::move(handler)) {}
+  ~WsSession() override {
+    if (id_) server_.forget(*id_);
+  }
+
+  void start(http::request<http::string_body> request, std::string protocol) {
+    request_ = std::move(request);
+    uint64_t id = 0;
+    if (!server_.enlist(this->shared_from_this(), id)) {
+      handler_->on_close();
+      return;
+    }
+    id_ = id;
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = std::chrono::seconds(30);  // a ping every 15 s; closed after missing pongs
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
+    ws_.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& res) {
+      res.set(http::field::server, "airlockd");
+      if (!protocol.empty()) res.set(http::field::sec_websocket_protocol, protocol);
+    }));
+    ws_.read_message_max(kMaxMessage);
+    ws_.async_accept(request_, [self = this->shared_from_this()](error_code ec) {
+      if (ec) return self->finish();
+      self->open_ = true;
+      self->handler_->on_open(self);
+      self->read();
+    });
+  }
+
+  void send(std::string data, bool binary) override {
+    buffered_ += data.size();
+    asio::post(ws_.get_executor(), [self = this->shared_from_this(), data = std::move(data), binary]() mutable {
+      if (self->closed_ || self->closing_) {
+        self->buffered_ -= data.size();
+        return;
+      }
+      self->queue_.push_back({std::move(data), binary});
+      if (!self->writing_) self->write_next();
+    });
+  }
+  size_t buffered() const override { return buffered_; }
+  void close(uint16_t code, std::string reason) override {
+    asio::post(ws_.get_executor(), [self = this->shared_from_this(), code, reason = std::move(reason)] {
+      if (self->closed_ || self->closing_) return;
+      self->closing_ = true;
+      self->close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+      if (!self->writing_) self->write_next();
+    });
+  }
+  void drain() override { close(1001, "daemon shutting down"); }
+
+ private:
+  struct Outgoing {
+    std::string data;
+    bool binary;
+  };
+
+  void read() {
+    ws_.async_read(in_, [self = this->shared_from_this()](error_code ec, size_t) {
+      if (ec) return self->finish();
+      std::string data = beast::buffers_to_string(self->in_.data());
+      self->in_.consume(self->in_.size());
+      self->handler_->on_message(std::move(data), self->ws_.got_binary());
+      self->read();
+    });
+  }
+
+  void write_next() {
+    if (closed_) return;
+    if (queue_.empty()) {
+      if (closing_ && !close_sent_) {
+        close_sent_ = true;
+        writing_ = true;
+        ws_.async_close(close_reason_, [self = this->shared_from_this()](error_code) {
+          self->writing_ = false;
+          self->finish();
+        });
+      }
+      return;
+    }
+    writing_ = true;
+    ws_.binary(queue_.front().binary);
+    ws_.async_write(asio::buffer(queue_.front().data), [self = this->shared_from_this()](error_code ec, size_t) {
+      self->writing_ = false;
+      if (self->closed_) return;  // finish() already dropped the queue
+      self->buffered_ -= self->queue_.front().data.size();
+      self->queue_.pop_front();
+      if (ec) return self->finish();
+      if (self->queue_.empty() && !self->closing_ && self->open_) self->handler_->on_writable();
+      self->write_next();
+    });
+  }
+
+  void finish() {
+    if (closed_) return;
+    closed_ = true;
+    for (auto& o : queue_) buffered_ -= o.data.size();
+    queue_.clear();
+    error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(asio::socket_base::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+    handler_->on_close();
+    handler_.reset();  // breaks the handler <-> peer cycle
+  }
+
+  HttpServer::Impl& server_;
+  websocket::stream<Stream> ws_;
+  std::shared_ptr<WebSocketHandler> handler_;
+  http::request<http::string_body> request_;  // the handshake, kept until it is answered
+  beast::flat_buffer in_;
+  std::deque<Outgoing> queue_;
+  std::atomic<size_t> buffered_{0};
+  std::optional<uint64_t> id_;
+  websocket::close_reason close_reason_;
+  bool open_ = false, writing_ = false, closing_ = false, close_sent_ = false, closed_ = false;
+};
 
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
@@ -225,6 +360,21 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void send(HttpResponse response, bool close_after) {
+    if (response.deferred) {
+      auto later = std::move(response.deferred);
+      stream_.expires_never();
+      auto self = this->shared_from_this();
+      auto once = std::make_shared<std::atomic<bool>>(false);
+      later([self, close_after, once](HttpResponse real) {
+        if (once->exchange(true)) return;
+        real.deferred = nullptr;
+        asio::post(self->stream_.get_executor(),
+                   [self, close_after, real = std::move(real)]() mutable { self->send(std::move(real), close_after); });
+      });
+      return;
+    }
+    if (response.websocket) return upgrade(std::move(response));
+    if (response.stream) return send_stream(std::move(response));
     response_ = {};
     response_.version(parser_ && parser_->got_some() && parser_->is_header_done() ? parser_->get().version() : 11);
     if (response_.version() != 10) response_.version(11);
@@ -243,6 +393,107 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (self->close_after_write_) return self->linger();
       self->read_header();
     });
+  }
+
+  void upgrade(HttpResponse response) {
+    if (!parser_ || !websocket::is_upgrade(parser_->get())) {
+      return send(error_response(api_error(ErrorCode::kUpgradeRequired, "this route needs a WebSocket upgrade")
+                                     .with_header("Upgrade", "websocket")),
+                  true);
+    }
+    auto ws = std::make_shared<WsSession<Stream>>(server_, std::move(stream_), std::move(response.websocket));
+    ws->start(parser_->release(), std::move(response.websocket_protocol));
+    // This session is done: its stream now belongs to the WebSocket session.
+  }
+
+  // A chunked response whose body comes from a BodySource. The connection closes at its end
+  // (simpler than keeping it alive: the read watching for a disconnect may hold pipelined bytes).
+  void send_stream(HttpResponse response) {
+    source_ = std::move(response.stream);
+    stream_response_ = {};
+    stream_response_.version(11);
+    stream_response_.result(static_cast<unsigned>(response.status));
+    stream_response_.set(http::field::server, "airlockd");
+    stream_response_.set(http::field::content_type, response.content_type);
+    stream_response_.set(http::field::cache_control, "no-store");
+    for (auto& h : response.headers) stream_response_.insert(h.name, h.value);
+    stream_response_.keep_alive(false);
+    stream_response_.chunked(true);
+    serializer_.emplace(stream_response_);
+    stream_.expires_after(server_.options.write_timeout);
+    http::async_write_header(stream_, *serializer_, [self = this->shared_from_this()](error_code ec, size_t) {
+      self->stream_.expires_never();
+      if (ec) return self->abort_stream();
+      self->watch_disconnect();
+      self->pull_next();
+    });
+  }
+
+  // The client sends nothing while it reads a stream; a read that ends means it went away.
+  void watch_disconnect() {
+    stream_.async_read_some(asio::buffer(discard_), [self = this->shared_from_this()](error_code ec, size_t n) {
+      if (self->stream_done_) {
+        if (ec || self->lingered_ > kLingerBytes) return self->close();
+        self->lingered_ += n;
+        return self->watch_disconnect();
+      }
+      if (ec) return self->abort_stream();
+      self->lingered_ += n;
+      if (self->lingered_ > kLingerBytes) return self->abort_stream();
+      self->watch_disconnect();
+    });
+  }
+
+  void pull_next() {
+    if (stream_done_) return;
+    auto self = this->shared_from_this();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    source_->pull([self, once](std::string data, bool end) {
+      if (once->exchange(true)) return;  // a second delivery for one pull is a bug; ignore it
+      asio::post(self->stream_.get_executor(),
+                 [self, data = std::move(data), end]() mutable { self->write_chunk(std::move(data), end); });
+    });
+  }
+
+  void write_chunk(std::string data, bool end) {
+    if (stream_done_) return;
+    chunk_ = std::move(data);
+    stream_.expires_after(server_.options.write_timeout);
+    auto after = [self = this->shared_from_this(), end](error_code ec, size_t) {
+      self->stream_.expires_never();
+      if (ec) return self->abort_stream();
+      if (end) return self->end_stream();
+      self->pull_next();
+    };
+    if (chunk_.empty()) {
+      if (!end) return pull_next();
+      return asio::async_write(stream_, http::make_chunk_last(), std::move(after));
+    }
+    if (end) {
+      return asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)), [self = this->shared_from_this()](error_code ec, size_t) {
+        if (ec) return self->abort_stream();
+        self->write_chunk({}, true);
+      });
+    }
+    asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)), std::move(after));
+  }
+
+  // The body is complete: half-close and let the pending disconnect watch (a read) see the client
+  // close, or time out.
+  void end_stream() {
+    stream_done_ = true;
+    source_.reset();
+    error_code ignored;
+    stream_.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    stream_.expires_after(kLingerTime);
+  }
+
+  void abort_stream() {
+    if (stream_done_) return;
+    stream_done_ = true;
+    if (source_) source_->cancel();
+    source_.reset();
+    close();
   }
 
   void linger() {
@@ -274,6 +525,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Admission admission_;
   http::response<http::string_body> response_;
   http::response<http::empty_body> continue_;
+  std::shared_ptr<BodySource> source_;  // the body of a streamed response
+  http::response<http::empty_body> stream_response_;
+  std::optional<http::response_serializer<http::empty_body>> serializer_;
+  std::string chunk_;
+  bool stream_done_ = false;
   bool idle_ = true;
   bool head_request_ = false;
   bool close_after_write_ = false;
@@ -303,6 +559,14 @@ void HttpServer::Impl::start_session(Socket&& socket) {
     sessions.emplace(id, session);
   }
   session->start();
+}
+
+bool HttpServer::Impl::enlist(const std::shared_ptr<SessionBase>& session, uint64_t& id) {
+  std::lock_guard guard(sessions_mu);
+  if (draining) return false;
+  id = next_session_id++;
+  sessions.emplace(id, session);
+  return true;
 }
 
 void HttpServer::Impl::forget(uint64_t id) {

@@ -34,6 +34,22 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "error, warn, info or debug")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
       ->capture_default_str();
+  // [obs] Default tenant quota: a number, or "unlimited".
+  std::string default_max_sandboxes = "100", default_max_memory_mb = "65536";
+  auto limit_check = CLI::Validator(
+      [](std::string& v) -> std::string {
+        bool digits = !v.empty() && v.size() <= 12 && v.find_first_not_of("0123456789") == std::string::npos;
+        return digits || v == "unlimited" ? "" : "must be a whole number or unlimited";
+      },
+      "N|unlimited");
+  app.add_option("--default-max-sandboxes", default_max_sandboxes,
+                 "sandboxes (starting + running) per tenant without its own quota")
+      ->check(limit_check)
+      ->capture_default_str();
+  app.add_option("--default-max-memory-mb", default_max_memory_mb,
+                 "MiB of sandbox memory per tenant without its own quota")
+      ->check(limit_check)
+      ->capture_default_str();
 
   auto* keys = app.add_subcommand("keys", "manage API keys in DATA_DIR's database directly");
   keys->require_subcommand(1);
@@ -68,5 +84,8 @@ int main(int argc, char** argv) {
   if (!unix_path.empty()) daemon.unix_path = unix_path;
   daemon.unix_enabled = !no_unix;
   parse_log_level(log_level, &daemon.log_level);
+  auto limit = [](const std::string& v) { return v == "unlimited" ? std::nullopt : std::optional<int64_t>(std::stoll(v)); };
+  daemon.default_max_sandboxes = limit(default_max_sandboxes);  // [obs]
+  daemon.default_max_memory_mb = limit(default_max_memory_mb);  // [obs]
   return run_daemon(daemon);
 }

@@ -25,13 +25,16 @@ nlohmann::json signal_json(int signal) {
   return "SIG" + std::string(name);
 }
 
-nlohmann::json sandbox_json(const SandboxRecord& r, UnixMillis now) {
+nlohmann::json sandbox_json(const SandboxRecord& r, UnixMillis now, const SandboxUsage* sampled) {
   const SandboxSettings& s = r.settings;
   nlohmann::json metadata = nlohmann::json::object();
   for (const auto& [k, v] : s.metadata) metadata[k] = v;
-  // Usage sampling from the cgroup comes with /metrics; until then the values are zero.
-  nlohmann::json usage = {{"cpu_seconds", 0.0}, {"memory_bytes", 0},   {"memory_peak_bytes", 0},
-                          {"disk_bytes", 0},    {"pids", 0},           {"oom_kills", 0},
+  // [obs] Read from the cgroup when asked, for live sandboxes; an ended one shows zeros (its final
+  // values are not kept yet). disk_bytes is not measured yet.
+  SandboxUsage u = sampled ? *sampled : SandboxUsage{};
+  nlohmann::json usage = {{"cpu_seconds", u.cpu_seconds}, {"memory_bytes", u.memory_bytes},
+                          {"memory_peak_bytes", u.memory_peak_bytes}, {"disk_bytes", 0},
+                          {"pids", u.pids}, {"oom_kills", u.oom_kills},
                           {"sampled_at", format_timestamp(now)}};
   return {{"sandbox_id", r.sandbox_id},
           {"template", s.template_name},

@@ -8,7 +8,8 @@
 
 namespace airlock::daemon {
 
-nlohmann::json sandbox_json(const SandboxRecord& record, UnixMillis now);
+// [obs] `usage`: the live sandbox's cgroup usage (SandboxManager::usage); null: zeros (ended sandboxes).
+nlohmann::json sandbox_json(const SandboxRecord& record, UnixMillis now, const SandboxUsage* usage = nullptr);
 nlohmann::json command_result_json(const CommandRun& run, bool base64_output);
 // "SIGKILL" for 9; null for 0 or a number without a name.
 nlohmann::json signal_json(int signal);

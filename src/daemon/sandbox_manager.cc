@@ -4,12 +4,15 @@
 
 #include <algorithm>
 
+#include "daemon/metrics.h"       // [obs]
+#include "daemon/quota_store.h"   // [obs]
+#include "daemon/sandbox_logs.h"  // [obs]
+
 namespace airlock::daemon {
 namespace {
 
 constexpr auto kAgentConnectTimeout = std::chrono::seconds(5);
 constexpr uint32_t kIdBlock = 1024;     // process ids reserved per store write
-constexpr uint32_t kAdoptWindow = 4096;  // ids before the floor whose late events are accepted
 
 std::vector<std::string> as_assignments(const StringPairs& pairs) {
   std::vector<std::string> out;
@@ -33,7 +36,7 @@ ApiError not_running(const SandboxRecord& r) {
 
 SandboxManager::SandboxManager(Engine engine, IdRangeAllocator ids, SandboxStore& store, const Logger& log,
                                SandboxPolicy policy, WallClock clock)
-    : engine_(std::move(engine)), ids_(std::move(ids)), store_(store), log_(log), policy_(policy), clock_(std::move(clock)) {}
+    : hub_(log), engine_(std::move(engine)), ids_(std::move(ids)), store_(store), log_(log), policy_(policy), clock_(std::move(clock)) {}
 
 SandboxManager::~SandboxManager() { stop_timer(); }
 
@@ -47,28 +50,26 @@ void SandboxManager::destroy(DetachedSandbox detached) {
   if (!status.ok()) log_.warn("destroy " + name + ": " + status.error().describe());
 }
 
-Result<AgentClient> SandboxManager::open_agent(Live& live, const std::string& socket, std::chrono::milliseconds timeout) {
-  Error last = plain_error("not tried");
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    auto agent = AgentClient::connect(socket, timeout);
-    if (!agent.ok()) {
-      last = agent.error();
-      if (last.errnum == ENOENT || last.errnum == ECONNREFUSED) break;  // nobody is serving it
-      continue;
-    }
-    uint32_t floor = std::max(live.last_id, live.reserved);
-    for (uint32_t id = floor > kAdoptWindow ? floor - kAdoptWindow : 1; id <= floor; ++id) agent->adopt(id);
-    auto pong = agent->ping(timeout);
-    if (pong.ok()) {
-      live.last_id = floor + 1;  // the ping's id
-      return agent;
-    }
-    last = pong.error();
+Result<std::shared_ptr<AgentConnection>> SandboxManager::connect_agent(Live& live, std::chrono::milliseconds timeout) {
+  if (live.conn && live.conn->alive()) return live.conn;
+  if (live.conn) live.last_id = std::max(live.last_id, live.conn->peek_next_id());
+  live.conn.reset();
+  uint32_t floor = std::max(live.last_id, live.reserved);
+  TRY(auto conn, hub_.connect(live.agent_socket, live.sandbox_id, floor + 1, timeout));
+  live.last_id = floor;
+  // Processes that run on: their events now come over this connection (with a fresh window).
+  std::lock_guard guard(live.procs_mu);
+  for (auto& p : live.procs) {
+    if (p->exited()) continue;
+    p->set_connection(conn);
+    conn->expect(p->id(), p);
   }
-  return last;
+  live.conn = conn;
+  return conn;
 }
 
 Status SandboxManager::reserve_ids(Live& live) {
+  if (live.conn) live.last_id = std::max(live.last_id, live.conn->peek_next_id());
   if (live.last_id + 16 <= live.reserved) return {};
   uint32_t reserved = live.last_id + kIdBlock;
   TRY_STATUS(store_.set_process_ids_reserved(live.seq, reserved));
@@ -92,27 +93,27 @@ ApiResult<SandboxRecord> SandboxManager::find(const std::string& tenant, std::st
 // --- lifecycle ----------------------------------------------------------------------------------------
 
 ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const SandboxSettings& settings) {
-  API_TRY(auto usage, or_internal(store_.live_usage(tenant)));
-  auto [count, memory] = usage;
-  if (count + 1 > policy_.max_sandboxes) {
-    return api_error(ErrorCode::kQuotaExceeded, "tenant " + tenant + " has " + std::to_string(count) +
-                                                    " sandboxes running (the maximum)")
-        .with_details({{"quota", "max_sandboxes"}, {"limit", policy_.max_sandboxes}, {"used", count}, {"requested", 1}});
-  }
-  if (memory + settings.memory_mb > policy_.max_memory_mb) {
-    return api_error(ErrorCode::kQuotaExceeded, "tenant " + tenant + " would use more than " +
-                                                    std::to_string(policy_.max_memory_mb) + " MiB of memory")
-        .with_details({{"quota", "max_memory_mb"}, {"limit", policy_.max_memory_mb}, {"used", memory},
-                       {"requested", settings.memory_mb}});
-  }
-
+  auto create_started = std::chrono::steady_clock::now();  // [obs]
   SandboxRecord record;
   record.sandbox_id = new_sandbox_id();
   record.tenant = tenant;
   record.settings = settings;
   record.created_at = record.last_activity_at = clock_();
   record.expires_at = record.created_at + settings.timeout * 1000;
-  API_TRY_STATUS_INTERNAL(store_.insert(record));
+  // [obs] The quota check and the insert happen under one lock: the record counts from its insert
+  // on, so two concurrent creates cannot both take the last slot (429 quota_exceeded).
+  if (policy_.accounting.quotas) {
+    if (auto refused = policy_.accounting.quotas->admit(record)) return std::move(*refused);
+  } else {
+    std::lock_guard admission(admission_mu_);
+    API_TRY(auto usage, or_internal(store_.live_usage(tenant)));
+    QuotaLimits fixed{policy_.max_sandboxes, policy_.max_memory_mb};
+    if (auto refused = quota_violation(tenant, fixed, QuotaUsage{usage.first, usage.second}, settings.memory_mb)) {
+      return std::move(*refused);
+    }
+    API_TRY_STATUS_INTERNAL(store_.insert(record));
+  }
+  log_lifecycle(record, "created", "sandbox created");  // [obs]
 
   SandboxSpec spec;
   spec.env = merge_environment(default_environment(0, false, nullptr), as_assignments(settings.env));
@@ -131,6 +132,7 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
     record.ended_at = clock_();
     record.expires_at.reset();
     (void)store_.update(record);
+    log_lifecycle(record, "stopped", "sandbox stopped: it could not be created");  // [obs]
     log_.warn("create " + record.sandbox_id + ": " + cause.describe());
     return answer;
   };
@@ -153,26 +155,38 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
   entry->sandbox_id = record.sandbox_id;
   entry->tenant = tenant;
   entry->seq = record.seq;
-  auto agent = open_agent(*entry, detached.agent_socket_path, kAgentConnectTimeout);
-  if (agent.ok() && settings.workdir != "/root") {  // "created if missing"
-    AgentExecRequest mkdir;
-    mkdir.argv = {"/bin/mkdir", "-p", "--", settings.workdir};
-    mkdir.cwd = "/";
-    mkdir.timeout_ms = 10000;
-    mkdir.env = default_environment(0, false, nullptr);
-    auto made_dir = run_command(*agent, mkdir, {}, 4096);
-    if (!made_dir.ok() || made_dir->exit_code != 0) {
-      Error cause = made_dir.ok() ? plain_error("mkdir " + settings.workdir + ": " + made_dir->stderr_tail)
-                                  : made_dir.error();
-      destroy(std::move(detached));
-      return fail(cause, api_error(ErrorCode::kInvalidField, "workdir " + settings.workdir + " cannot be created")
-                             .with_field("workdir"));
-    }
+  entry->agent_socket = detached.agent_socket_path;
+  Result<std::shared_ptr<AgentConnection>> agent = plain_error("not connected");
+  {
+    std::lock_guard agent_guard(entry->agent_mu);
+    agent = connect_agent(*entry, kAgentConnectTimeout);
   }
   if (!agent.ok()) {
     Error cause = agent.error();
     destroy(std::move(detached));
     return fail(cause, api_error(ErrorCode::kAgentError, "the sandbox's agent did not answer"));
+  }
+  if (settings.workdir != "/root") {  // "created if missing"
+    RunCommandRequest mkdir;
+    mkdir.argv = {"/bin/mkdir", "-p", "--", settings.workdir};
+    mkdir.cwd = "/";
+    mkdir.timeout = std::chrono::seconds(10);
+    mkdir.max_output_bytes = 4096;
+    auto made_dir = launch(record, *entry, mkdir, ProcessKind::kRun);
+    std::optional<ProcessEnd> ended;
+    if (made_dir.ok() && (*made_dir)->wait_exit(std::chrono::seconds(15))) ended = (*made_dir)->end();
+    if (!ended || ended->exit_code != 0) {
+      Error cause = plain_error("mkdir " + settings.workdir + ": " +
+                                (ended ? (*made_dir)->outcome().stderr_tail : std::string("did not finish")));
+      {
+        std::lock_guard agent_guard(entry->agent_mu);
+        if (entry->conn) entry->conn->close(Error{ECANCELED, "sandbox ended"});
+      }
+      destroy(std::move(detached));
+      return fail(cause, api_error(ErrorCode::kInvalidField, "workdir " + settings.workdir + " cannot be created")
+                             .with_field("workdir"));
+    }
+    prune(*entry);
   }
 
   record.state = SandboxState::kRunning;
@@ -182,7 +196,6 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
   record.init_pid = detached.init_pid;
   record.agent_socket = detached.agent_socket_path;
   entry->expires_at = *record.expires_at;
-  entry->agent.emplace(std::move(agent).value());
   {
     std::lock_guard guard(live_mu_);
     entry->detached.emplace(std::move(detached));
@@ -194,6 +207,11 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
     return internal_error(status.error());
   }
   log_.info("sandbox " + record.sandbox_id + " created (tenant " + tenant + ", " + record.engine_name + ")");
+  log_lifecycle(record, "started", "sandbox is running");  // [obs]
+  if (policy_.accounting.metrics) {                        // [obs]
+    policy_.accounting.metrics->observe_sandbox_create(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - create_started).count());
+  }
   return record;
 }
 
@@ -202,15 +220,29 @@ ApiResult<SandboxRecord> SandboxManager::end(const std::string& tenant, std::str
   std::lock_guard transitions(transitions_mu_);
   API_TRY(auto record, find(tenant, sandbox_id));
   std::optional<DetachedSandbox> detached;
+  std::shared_ptr<Live> ended;
   {
     std::lock_guard guard(live_mu_);
     if (auto it = live_.find(record.sandbox_id); it != live_.end()) {
       detached = std::move(it->second->detached);
+      ended = it->second;
       live_.erase(it);
     }
   }
   live_cv_.notify_all();
   if (detached) destroy(std::move(*detached));
+  if (ended) {
+    // Its processes died with it; whoever waits on them hears so now.
+    std::vector<std::shared_ptr<Process>> procs;
+    {
+      std::lock_guard guard(ended->procs_mu);
+      procs = ended->procs;
+    }
+    UnixMillis when = clock_();
+    for (auto& p : procs) p->mark_sandbox_stopped(when);
+    std::lock_guard agent_guard(ended->agent_mu);
+    if (ended->conn) ended->conn->close(Error{ECANCELED, "the sandbox ended"});
+  }
   UnixMillis now = clock_();
   if (is_live(record.state)) {
     record.state = state;
@@ -224,6 +256,8 @@ ApiResult<SandboxRecord> SandboxManager::end(const std::string& tenant, std::str
     return record;
   }
   API_TRY_STATUS_INTERNAL(store_.update(record));
+  log_lifecycle(record, std::string(state_name(record.state)),  // [obs] "stopped" or "terminated"
+                "sandbox " + std::string(state_name(record.state)) + (record.stop_message ? ": " + *record.stop_message : ""));
   log_.info("sandbox " + record.sandbox_id + " " + std::string(state_name(record.state)) +
             (record.stop_reason ? " (" + *record.stop_reason + ")" : ""));
   return record;
@@ -256,6 +290,7 @@ ApiResult<SandboxRecord> SandboxManager::set_timeout(const std::string& tenant, 
   record.expires_at = deadline;
   record.settings.timeout = std::clamp<int64_t>((deadline - record.created_at + 999) / 1000, 1, 2592000);
   API_TRY_STATUS_INTERNAL(store_.update(record));
+  log_lifecycle(record, "timeout_changed", "deadline moved to " + format_timestamp(deadline));  // [obs]
   {
     std::lock_guard guard(live_mu_);
     if (auto it = live_.find(record.sandbox_id); it != live_.end()) it->second->expires_at = deadline;
@@ -268,67 +303,46 @@ ApiResult<SandboxRecord> SandboxManager::set_timeout(const std::string& tenant, 
 
 ApiResult<CommandRun> SandboxManager::run(const std::string& tenant, std::string_view sandbox_id,
                                           const RunCommandRequest& request) {
+  auto unavailable = [] {
+    return api_error(ErrorCode::kUnavailable, "the daemon is shutting down").with_header("Retry-After", "1");
+  };
   API_TRY(auto record, find(tenant, sandbox_id));
   if (!is_live(record.state)) return not_running(record);
   auto entry = live(record.sandbox_id);
   if (!entry) return not_running(record);
 
-  AgentExecRequest exec;
-  exec.argv = request.argv;
-  exec.uid = request.uid;
-  exec.gid = request.gid;
-  exec.timeout_ms = static_cast<uint32_t>(std::min<int64_t>(request.timeout.count(), UINT32_MAX));
-  const std::string& workdir = record.settings.workdir;
-  if (!request.cwd) {
-    exec.cwd = workdir;
-  } else {
-    exec.cwd = (*request.cwd)[0] == '/' ? *request.cwd : workdir + "/" + *request.cwd;
-  }
-  exec.env = merge_environment(merge_environment(default_environment(request.uid, false, nullptr),
-                                                 as_assignments(record.settings.env)),
-                               as_assignments(request.env));
-
-  auto unavailable = [] {
-    return api_error(ErrorCode::kUnavailable, "the daemon is shutting down").with_header("Retry-After", "1");
-  };
   if (shutting_down_) return unavailable();
-  std::unique_lock agent_guard(entry->agent_mu);
-  if (!entry->agent || !entry->agent->connected()) {
-    auto agent = open_agent(*entry, record.agent_socket, kAgentConnectTimeout);
-    if (!agent.ok()) {
-      entry->agent.reset();
-      agent_guard.unlock();
-      if (!live(record.sandbox_id)) {
-        auto now = find(tenant, sandbox_id);
-        return not_running(now.ok() ? now.value() : record);
-      }
-      // The contract: an agent that stopped answering stops its sandbox with reason `error`.
-      log_.warn("sandbox " + record.sandbox_id + ": agent: " + agent.error().describe());
-      (void)end(tenant, record.sandbox_id, SandboxState::kStopped, "error", "its agent stopped answering");
-      return api_error(ErrorCode::kAgentError, "the sandbox's agent did not answer; the sandbox is stopped");
-    }
-    entry->agent.emplace(std::move(agent).value());
-  }
-  API_TRY_STATUS_INTERNAL(reserve_ids(*entry));
   CommandRun run;
   run.started_at = clock_();
   auto t0 = std::chrono::steady_clock::now();
-  auto outcome = run_command(*entry->agent, exec, request.stdin_data, request.max_output_bytes, &shutting_down_);
+  API_TRY(auto process, launch(record, *entry, request, ProcessKind::kRun));
+  // The agent enforces the timeout; the slack covers its Exited arriving. Shutdown kills it.
+  auto deadline = t0 + request.timeout + std::chrono::seconds(5);
+  while (!process->wait_exit(std::chrono::milliseconds(250))) {
+    if (shutting_down_ || std::chrono::steady_clock::now() > deadline) {
+      (void)process->signal(SIGKILL);
+      process->wait_exit(std::chrono::seconds(2));
+      prune(*entry);
+      if (shutting_down_) return unavailable();
+      return api_error(ErrorCode::kAgentError, "the sandbox's agent did not report the command's end");
+    }
+  }
   run.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   run.ended_at = clock_();
-  if (!outcome.ok()) {
-    entry->agent.reset();  // the next command reconnects
-    entry->last_id += 1;   // the exec may have used an id
-    if (outcome.error().errnum == ECANCELED) return unavailable();
-    if (!live(record.sandbox_id)) {
-      auto now = find(tenant, sandbox_id);
-      return not_running(now.ok() ? now.value() : record);
-    }
-    log_.warn("sandbox " + record.sandbox_id + ": command: " + outcome.error().describe());
-    return api_error(ErrorCode::kAgentError, "the sandbox's agent failed during the command");
+  auto ended = process->end();
+  run.outcome = process->outcome();
+  if (ended && ended->reason == "failed_to_start") {
+    run.outcome.exec_errno = ended->exit_code == 127 ? ENOENT : EACCES;
+    run.outcome.pid = 0;
   }
-  run.outcome = std::move(outcome).value();
-  entry->last_id = std::max(entry->last_id, run.outcome.process_id);
+  if (ended && ended->reason == "sandbox_stopped") {
+    prune(*entry);
+    auto now = find(tenant, sandbox_id);
+    return not_running(now.ok() ? now.value() : record);
+  }
+  prune(*entry);
+  if (policy_.accounting.metrics) policy_.accounting.metrics->observe_exec(run.duration_ms / 1000.0);  // [obs]
+  log_command(record.sandbox_id, run.outcome);                                                          // [obs]
   return run;
 }
 
@@ -389,6 +403,7 @@ void SandboxManager::recover() {
       r.ended_at = clock_();
       r.expires_at.reset();
       if (auto s = store_.update(r); !s.ok()) log_.error("recover " + r.sandbox_id + ": " + s.error().describe());
+      log_lifecycle(r, "stopped", "sandbox stopped: " + *r.stop_message);  // [obs]
       log_.warn("sandbox " + r.sandbox_id + " " + *r.stop_message);
     };
     if (!r.id_index || !r.init_pid || r.engine_name.empty()) {
@@ -407,9 +422,11 @@ void SandboxManager::recover() {
     entry->seq = r.seq;
     entry->reserved = static_cast<uint32_t>(std::clamp<int64_t>(r.process_ids_reserved, 0, UINT32_MAX / 2));
     entry->last_id = entry->reserved;  // every id up to here may have been used before the restart
-    Result<AgentClient> agent = plain_error("init is gone");
+    entry->agent_socket = r.agent_socket;
+    Result<std::shared_ptr<AgentConnection>> agent = plain_error("init is gone");
     if (::kill(detached.init_pid, 0) == 0 || errno == EPERM) {
-      agent = open_agent(*entry, r.agent_socket, std::chrono::seconds(2));
+      std::lock_guard agent_guard(entry->agent_mu);
+      agent = connect_agent(*entry, std::chrono::seconds(2));
     }
     if (!agent.ok()) {
       std::string why = agent.error().describe();
@@ -418,7 +435,7 @@ void SandboxManager::recover() {
       continue;
     }
     entry->expires_at = r.expires_at.value_or(clock_());
-    entry->agent.emplace(std::move(agent).value());
+    adopt_processes(r, *entry);
     entry->detached.emplace(std::move(detached));
     if (r.state == SandboxState::kStarting) {
       r.state = SandboxState::kRunning;
@@ -429,7 +446,57 @@ void SandboxManager::recover() {
       live_[r.sandbox_id] = entry;
     }
     log_.info("sandbox " + r.sandbox_id + " re-attached (" + r.engine_name + ")");
+    log_lifecycle(r, "reattached", "the daemon restarted and found the sandbox alive");  // [obs]
   }
+}
+
+// --- [obs] quotas, metrics and logs (issue 3) ---------------------------------------------------------
+
+void SandboxManager::log_lifecycle(const SandboxRecord& record, std::string event, std::string message) {
+  if (!policy_.accounting.logs) return;
+  LifecycleEvent entry;
+  entry.event = std::move(event);
+  entry.message = std::move(message);
+  entry.state = record.state;
+  entry.stop_reason = record.stop_reason;
+  policy_.accounting.logs->append_lifecycle(record.sandbox_id, entry);
+}
+
+void SandboxManager::log_command(const std::string& sandbox_id, const CommandOutcome& outcome) {
+  SandboxLogs* logs = policy_.accounting.logs;
+  if (!logs || outcome.pid == 0) return;
+  auto pid = static_cast<int64_t>(outcome.pid);
+  logs->append_lifecycle(sandbox_id, {"process_started", "process " + std::to_string(pid) + " started (commands/run)",
+                                      pid, std::nullopt, std::nullopt, std::nullopt});
+  // A blocking run returns the tails only (max_output_bytes); streamed processes log all of it.
+  logs->append_output(sandbox_id, pid, OutputStream::kStdout, outcome.stdout_tail);
+  logs->append_output(sandbox_id, pid, OutputStream::kStderr, outcome.stderr_tail);
+  int64_t exit_code = outcome.timed_out ? 124 : outcome.signal > 0 ? std::min(255, 128 + outcome.signal)
+                                                                   : std::clamp(outcome.exit_code, 0, 255);
+  logs->append_lifecycle(sandbox_id, {"process_exited", "process " + std::to_string(pid) + " exited with " +
+                                                            std::to_string(exit_code),
+                                      pid, std::nullopt, std::nullopt, exit_code});
+}
+
+void SandboxManager::for_each_live(const std::function<void(const std::string&, const std::string&)>& fn) {
+  std::vector<std::pair<std::string, std::string>> live;
+  {
+    std::lock_guard guard(live_mu_);
+    for (const auto& [id, entry] : live_) live.emplace_back(id, entry->tenant);
+  }
+  for (const auto& [id, tenant] : live) fn(id, tenant);
+}
+
+std::optional<SandboxUsage> SandboxManager::usage(const std::string& sandbox_id) {
+  if (!policy_.accounting.usage) return std::nullopt;
+  // Under live_mu_: end() takes the sandbox out of the map before destroying it, so its engine name
+  // cannot have been given to another sandbox while we read.
+  std::lock_guard guard(live_mu_);
+  auto it = live_.find(sandbox_id);
+  if (it == live_.end() || !it->second->detached) return std::nullopt;
+  auto usage = policy_.accounting.usage->read(it->second->detached->name);
+  if (!usage.ok()) return std::nullopt;
+  return usage.value();
 }
 
 }  // namespace airlock::daemon

@@ -17,21 +17,38 @@
 #include <string>
 #include <thread>
 
+#include "daemon/agent_hub.h"
 #include "daemon/command_runner.h"
+#include "daemon/process.h"
 #include "daemon/errors.h"
 #include "daemon/log.h"
 #include "daemon/sandbox_request.h"
 #include "daemon/sandbox_store.h"
+#include "daemon/sandbox_usage.h"  // [obs]
 #include "engine/agent_client.h"
 #include "engine/id_range.h"
 #include "engine/sandbox.h"
 
 namespace airlock::daemon {
 
+class QuotaStore;     // [obs]
+class DaemonMetrics;  // [obs]
+class SandboxLogs;    // [obs]
+
+// [obs] Issue 3: where the manager asks for quotas and reports metrics, log entries and cgroup usage.
+// Null members: SandboxPolicy's fixed limits apply to every tenant, and nothing is reported.
+struct SandboxAccounting {
+  QuotaStore* quotas = nullptr;
+  DaemonMetrics* metrics = nullptr;  // observe_sandbox_create, observe_exec
+  SandboxLogs* logs = nullptr;       // lifecycle entries (append_output for process output)
+  const SandboxUsageReader* usage = nullptr;
+};
+
 struct SandboxPolicy {
-  int64_t max_sandboxes = 100;         // per tenant, starting + running (fixed until quotas land)
-  int64_t max_memory_mb = 64 * 1024;   // per tenant
+  int64_t max_sandboxes = 100;         // per tenant, starting + running, when accounting.quotas is null
+  int64_t max_memory_mb = 64 * 1024;   // per tenant, likewise
   int64_t max_lifetime_s = 2592000;    // from created_at (the contract's maximum)
+  SandboxAccounting accounting;        // [obs]
 };
 
 struct CommandRun {
@@ -65,6 +82,25 @@ class SandboxManager {
                                        const SetTimeoutRequest& request);
   ApiResult<CommandRun> run(const std::string& tenant, std::string_view sandbox_id, const RunCommandRequest& request);
 
+  // ---- processes (sandbox_processes.cc) ----
+  // Starts a process (kind kStream or kBackground) and returns once it runs (or failed to start:
+  // then it has ended with reason failed_to_start). At most kMaxProcesses running per sandbox.
+  ApiResult<std::shared_ptr<Process>> start(const std::string& tenant, std::string_view sandbox_id,
+                                            const RunCommandRequest& request, ProcessKind kind);
+  // Running processes (every kind) and the last exited background ones, oldest first.
+  ApiResult<std::vector<std::shared_ptr<Process>>> processes(const std::string& tenant, std::string_view sandbox_id);
+  // The process with this pid (the newest, should pids repeat); 404 process_not_found.
+  ApiResult<std::shared_ptr<Process>> process(const std::string& tenant, std::string_view sandbox_id, int64_t pid);
+  // The sandbox's agent connection for a file request: live, reconnected if needed, ids reserved.
+  ApiResult<std::shared_ptr<AgentConnection>> agent(const std::string& tenant, std::string_view sandbox_id);
+  static constexpr size_t kMaxProcesses = 256;
+  static constexpr size_t kKeptExited = 100;
+
+  // [obs] The live sandboxes as (sandbox_id, tenant), for /metrics; fn runs without the manager's locks.
+  void for_each_live(const std::function<void(const std::string&, const std::string&)>& fn);
+  // [obs] Cgroup usage of a sandbox this manager holds; nullopt once it has ended (or without a reader).
+  std::optional<SandboxUsage> usage(const std::string& sandbox_id);
+
  private:
   struct Live {
     std::string sandbox_id;
@@ -72,18 +108,35 @@ class SandboxManager {
     UnixMillis expires_at = 0;  // guarded by live_mu_
     std::optional<DetachedSandbox> detached;  // guarded by live_mu_; moved out to destroy
     int64_t seq = 0;
-    std::mutex agent_mu;                      // guards agent, last_id, reserved
-    std::optional<AgentClient> agent;
+    std::string agent_socket;
+    std::mutex agent_mu;                      // guards conn, last_id, reserved
+    std::shared_ptr<AgentConnection> conn;
     uint32_t last_id = 0;   // the highest process id this daemon may have used
     uint32_t reserved = 0;  // process ids up to this one are reserved in the store
+    std::mutex procs_mu;    // guards procs
+    std::vector<std::shared_ptr<Process>> procs;  // running, and the last exited background ones
   };
 
-  // Connects to a sandbox's agent with ids clear of everything used before (see
-  // SandboxRecord::process_ids_reserved): adopts the recent ids so late events of earlier processes
-  // are accepted, and retries when stale events of an earlier connection break the first tries.
-  Result<AgentClient> open_agent(Live& live, const std::string& socket, std::chrono::milliseconds timeout);
-  // Reserves more ids in the store when the next exec could pass the reservation.
+  // The live connection to the sandbox's agent, connecting (again) when there is none: ids start
+  // clear of everything used before (SandboxRecord::process_ids_reserved), and the processes still
+  // running are registered on the new connection. Call with agent_mu held.
+  Result<std::shared_ptr<AgentConnection>> connect_agent(Live& live, std::chrono::milliseconds timeout);
+  // Reserves more ids in the store when the next request could pass the reservation (agent_mu held).
   Status reserve_ids(Live& live);
+  // Starts a process on the live sandbox; the common part of run() and start().
+  ApiResult<std::shared_ptr<Process>> launch(const SandboxRecord& record, Live& live, const RunCommandRequest& request,
+                                             ProcessKind kind);
+  // The agent did not answer: stop the sandbox (reason error) and say so.
+  ApiError agent_lost(const std::string& tenant, const SandboxRecord& record, const Error& cause);
+  // Drops exited run/stream processes and all but the last kKeptExited exited background ones.
+  static void prune(Live& live);
+  static bool spec_open_stdin(const RunCommandRequest& request);
+  // connect_agent + reserve_ids, taking agent_mu.
+  Result<std::shared_ptr<AgentConnection>> connect_agent_for(Live& live);
+  // After a restart: the sandbox's stored background processes, re-registered on its connection.
+  void adopt_processes(const SandboxRecord& record, Live& live);
+  void log_process_end(const std::string& sandbox_id, Process& p);
+  AgentHub hub_;
 
   ApiResult<SandboxRecord> find(const std::string& tenant, std::string_view sandbox_id);
   // Removes it from the live map, destroys it and records `state`/`reason`. Idempotent.
@@ -92,9 +145,14 @@ class SandboxManager {
   ApiResult<SandboxRecord> end(const std::string& tenant, std::string_view sandbox_id, SandboxState state,
                                std::optional<std::string> reason, std::optional<std::string> message);
   void destroy(DetachedSandbox detached);
+  // [obs] A lifecycle entry in the sandbox's log (state and stop_reason from the record).
+  void log_lifecycle(const SandboxRecord& record, std::string event, std::string message);
+  // [obs] A blocking command's start, output tails and exit in the sandbox's log.
+  void log_command(const std::string& sandbox_id, const CommandOutcome& outcome);
   std::shared_ptr<Live> live(const std::string& sandbox_id);
   void timer_loop();
 
+  std::mutex admission_mu_;  // [obs] without accounting.quotas: serialises the quota check with the insert
   std::mutex transitions_mu_;  // serialises state changes that destroy (DELETE, deadline, failures)
   std::mutex engine_mu_;  // guards engine_ (create and destroy)
   Engine engine_;

@@ -15,13 +15,20 @@ ApiError bad(const std::string& field, const std::string& message) {
   return api_error(ErrorCode::kInvalidField, field + " " + message).with_field(field);
 }
 
-std::optional<ApiError> unknown_fields(const nlohmann::json& body, std::initializer_list<std::string_view> known) {
+template <class Names>
+std::optional<ApiError> unknown_fields_in(const nlohmann::json& body, const Names& known) {
   for (auto it = body.begin(); it != body.end(); ++it) {
     if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
       return bad(it.key(), "is not a known field");
     }
   }
   return std::nullopt;
+}
+std::optional<ApiError> unknown_fields(const nlohmann::json& body, std::initializer_list<std::string_view> known) {
+  return unknown_fields_in(body, known);
+}
+std::optional<ApiError> unknown_fields(const nlohmann::json& body, const std::vector<std::string>& known) {
+  return unknown_fields_in(body, known);
 }
 
 // An integer in [min, max]; a JSON float with an integral value (3.0) is accepted as JSON Schema does.
@@ -209,12 +216,42 @@ ApiResult<std::pair<uint32_t, uint32_t>> parse_user(std::string_view user) {
   return bad("user", "must be a user name or UID[:GID]");
 }
 
-ApiResult<RunCommandRequest> parse_run_command(const nlohmann::json& body) {
-  if (auto e = unknown_fields(body, {"cmd", "argv", "env", "cwd", "user", "stdin", "stdin_encoding", "timeout", "encoding",
-                                     "max_output_bytes"})) {
-    return *e;
+ApiResult<RunCommandRequest> parse_run_command(const nlohmann::json& body, CommandBody kind) {
+  std::vector<std::string> fields = {"cmd", "argv", "env", "cwd", "user", "stdin", "stdin_encoding", "timeout"};
+  if (kind != CommandBody::kStart) fields.push_back("encoding");
+  if (kind == CommandBody::kRun) fields.push_back("max_output_bytes");
+  if (kind != CommandBody::kRun) fields.push_back("open_stdin");
+  if (kind == CommandBody::kStart) {
+    fields.push_back("pty");
+    fields.push_back("output_buffer_bytes");
   }
+  if (auto e = unknown_fields(body, fields)) return *e;
   RunCommandRequest r;
+  if (kind != CommandBody::kRun && body.contains("open_stdin")) {
+    if (!body["open_stdin"].is_boolean()) return bad("open_stdin", "must be a boolean");
+    r.open_stdin = body["open_stdin"].get<bool>();
+  }
+  if (kind == CommandBody::kStart) {
+    r.timeout = std::chrono::milliseconds(0);
+    if (body.contains("pty")) {
+      const auto& p = body["pty"];
+      if (!p.is_object()) return bad("pty", "must be an object with cols and rows");
+      if (auto e = unknown_fields(p, {"cols", "rows"})) return *e;
+      API_TRY(auto cols, integer(p, "cols", 1, 1000));
+      API_TRY(auto rows, integer(p, "rows", 1, 1000));
+      if (!cols) return bad("pty.cols", "is required");
+      if (!rows) return bad("pty.rows", "is required");
+      r.pty = std::make_pair(static_cast<uint16_t>(*cols), static_cast<uint16_t>(*rows));
+      r.open_stdin = true;
+    }
+    API_TRY(auto ring, integer(body, "output_buffer_bytes", 4096, 16777216));
+    if (ring) r.output_buffer_bytes = static_cast<size_t>(*ring);
+    if (body.contains("timeout") && body["timeout"].is_null()) {
+      nlohmann::json copy = body;
+      copy.erase("timeout");
+      return parse_run_command(copy, kind);
+    }
+  }
   bool has_cmd = body.contains("cmd"), has_argv = body.contains("argv");
   if (has_cmd == has_argv) return bad(has_cmd ? "argv" : "cmd", "exactly one of cmd and argv is required");
   if (has_cmd) {
@@ -232,6 +269,7 @@ ApiResult<RunCommandRequest> parse_run_command(const nlohmann::json& body) {
     API_TRY(auto ids, parse_user(body["user"].get<std::string>()));
     r.uid = ids.first;
     r.gid = ids.second;
+    r.user = body["user"].get<std::string>();
   }
   auto encoding_of = [&](const std::string& name) -> ApiResult<bool> {
     if (!body.contains(name)) return false;

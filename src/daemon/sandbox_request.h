@@ -30,12 +30,20 @@ struct RunCommandRequest {
   StringPairs env;
   std::optional<std::string> cwd;
   uint32_t uid = 0, gid = 0;
+  std::string user = "root";  // as given, for display
   std::string stdin_data;  // decoded
-  std::chrono::milliseconds timeout{60000};
+  std::chrono::milliseconds timeout{60000};  // 0: none (background processes only)
   bool base64_output = false;
   size_t max_output_bytes = 1 << 20;
+  // stream and background:
+  bool open_stdin = false;
+  // background:
+  std::optional<std::pair<uint16_t, uint16_t>> pty;  // cols, rows
+  size_t output_buffer_bytes = 1 << 20;
 };
-ApiResult<RunCommandRequest> parse_run_command(const nlohmann::json& body);
+// Which operation's body: RunCommandRequest, StreamCommandRequest or StartProcessRequest.
+enum class CommandBody { kRun, kStream, kStart };
+ApiResult<RunCommandRequest> parse_run_command(const nlohmann::json& body, CommandBody kind = CommandBody::kRun);
 
 // `UID[:GID]` (0-65535) or `root`; other names need the sandbox's /etc/passwd (422 unknown_user).
 ApiResult<std::pair<uint32_t, uint32_t>> parse_user(std::string_view user);

@@ -177,6 +177,38 @@ Status SandboxStore::set_process_ids_reserved(int64_t seq, int64_t reserved) {
   return {};
 }
 
+Status SandboxStore::save_process(int64_t seq, const StoredProcess& process) {
+  auto guard = db_.lock();
+  TRY(auto stmt, db_.prepare("INSERT OR REPLACE INTO processes (sandbox_seq, id, pid, running, doc) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  stmt.bind(1, seq).bind(2, process.id).bind(3, process.pid).bind(4, int64_t{process.running}).bind(5, process.doc);
+  TRY(bool row, stmt.step());
+  (void)row;
+  return {};
+}
+
+Status SandboxStore::prune_processes(int64_t seq, int64_t keep_exited) {
+  auto guard = db_.lock();
+  TRY(auto stmt, db_.prepare("DELETE FROM processes WHERE sandbox_seq = ?1 AND running = 0 AND id NOT IN "
+                             "(SELECT id FROM processes WHERE sandbox_seq = ?1 AND running = 0 ORDER BY id DESC LIMIT ?2)"));
+  stmt.bind(1, seq).bind(2, keep_exited);
+  TRY(bool row, stmt.step());
+  (void)row;
+  return {};
+}
+
+Result<std::vector<SandboxStore::StoredProcess>> SandboxStore::list_processes(int64_t seq) {
+  auto guard = db_.lock();
+  TRY(auto stmt, db_.prepare("SELECT id, pid, running, doc FROM processes WHERE sandbox_seq = ?1 ORDER BY id"));
+  stmt.bind(1, seq);
+  std::vector<StoredProcess> out;
+  for (;;) {
+    TRY(bool row, stmt.step());
+    if (!row) break;
+    out.push_back({stmt.int_at(0), stmt.int_at(1), stmt.int_at(2) != 0, stmt.text_at(3)});
+  }
+  return out;
+}
+
 Result<std::optional<SandboxRecord>> SandboxStore::get(std::string_view tenant, std::string_view sandbox_id) {
   auto guard = db_.lock();
   TRY(auto stmt, db_.prepare(std::string("SELECT ") + kColumns + " FROM sandboxes WHERE sandbox_id = ?1 AND tenant = ?2"));

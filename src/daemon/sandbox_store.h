@@ -81,6 +81,16 @@ class SandboxStore {
   Status insert(SandboxRecord& record);  // sets seq
   Status update(const SandboxRecord& record);
   Status set_process_ids_reserved(int64_t seq, int64_t reserved);
+  // Background processes (see process.h), by the sandbox's seq and the process's agent id.
+  struct StoredProcess {
+    int64_t id = 0, pid = 0;
+    bool running = false;
+    std::string doc;  // JSON
+  };
+  Status save_process(int64_t seq, const StoredProcess& process);
+  // Keeps the `keep_exited` newest exited rows of the sandbox.
+  Status prune_processes(int64_t seq, int64_t keep_exited);
+  Result<std::vector<StoredProcess>> list_processes(int64_t seq);
   // The tenant's sandbox; nullopt also when it is another tenant's.
   Result<std::optional<SandboxRecord>> get(std::string_view tenant, std::string_view sandbox_id);
   Result<SandboxPage> list(const SandboxListQuery& query);

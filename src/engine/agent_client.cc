@@ -23,7 +23,19 @@ int poll_ms(std::chrono::steady_clock::time_point deadline) {
 
 Error protocol_error(const std::string& what) { return Error{EPROTO, "agent protocol: " + what}; }
 
+AgentFileInfo to_info(const proto::FileInfo& f) { return {f.kind, f.mode, f.size, f.mtime_ns}; }
+
+Error reply_error(const proto::ErrorReply& e) {
+  return Error{static_cast<int>(e.code), std::string(proto::to_string_view(e.message))};
+}
+
 }  // namespace
+
+uint32_t AgentClient::allocate_id() {
+  while (next_id_ == 0 || processes_.count(next_id_) || requests_.count(next_id_) || watches_.count(next_id_))
+    ++next_id_;
+  return next_id_++;
+}
 
 Error AgentClient::fail(Error e) {
   failed_ = true;
@@ -156,7 +168,17 @@ Status AgentClient::take(const Message& m) {
       waiting_pong_ = false;
       pong_ = m.pong.processes;
       return {};
+    case Type::kFileData:
+    case Type::kFileInfo:
+    case Type::kFileEntry: return take_file_reply(m);
+    case Type::kWatchEvent: return take_watch_reply(m);
+    case Type::kDone:
+      if (requests_.count(m.id)) return take_file_reply(m);
+      if (watches_.count(m.id)) return take_watch_reply(m);
+      return protocol_error("Done for no request in flight");
     case Type::kError: {
+      if (requests_.count(m.id)) return take_file_reply(m);
+      if (watches_.count(m.id)) return take_watch_reply(m);
       AgentEvent e;
       e.kind = AgentEvent::Kind::kError;
       e.id = m.id;
@@ -171,14 +193,13 @@ Status AgentClient::take(const Message& m) {
       if (m.id >= next_id_) return protocol_error("Error about an unknown request");
       return queue(std::move(e));
     }
-    default: return protocol_error("unexpected message type");  // file replies: never asked for
+    default: return protocol_error("unexpected message type");
   }
 }
 
 Result<StartedProcess> AgentClient::exec(const AgentExecRequest& request, std::chrono::milliseconds timeout) {
   if (request.argv.empty()) return plain_error("exec: no command");
-  while (processes_.count(next_id_) || next_id_ == 0) ++next_id_;
-  uint32_t id = next_id_++;
+  uint32_t id = allocate_id();
   TRY(auto frame, proto::encode_exec(id, request));
   waiting_exec_ = id;
   exec_reply_.reset();
@@ -261,8 +282,7 @@ Status AgentClient::credit(uint32_t id, uint32_t bytes) {
 Result<uint32_t> AgentClient::ping(std::chrono::milliseconds timeout) {
   Message m{};
   m.type = Type::kPing;
-  while (processes_.count(next_id_) || next_id_ == 0) ++next_id_;
-  m.id = next_id_++;
+  m.id = allocate_id();
   pong_.reset();
   waiting_pong_ = true;
   TRY_STATUS(send_simple(m));
@@ -343,6 +363,342 @@ Result<AgentRunResult> AgentClient::run(const std::vector<std::string>& argv, co
       return Error{static_cast<int>(e.errnum), "run " + argv[0] + ": " + e.data};
     }
   }
+}
+
+// ---- files -----------------------------------------------------------------------------------------
+Status AgentClient::wait(const std::function<bool()>& done, const std::function<uint64_t()>& progress,
+                         std::chrono::milliseconds timeout, const std::string& what) {
+  auto deadline = Clock::now() + timeout;
+  uint64_t seen = progress();
+  while (!done()) {
+    if (Clock::now() >= deadline) return Error{ETIMEDOUT, what + ": no reply from the agent"};
+    TRY_STATUS(receive(deadline));
+    if (uint64_t now = progress(); now != seen) {
+      seen = now;
+      deadline = Clock::now() + timeout;
+    }
+  }
+  return {};
+}
+
+Status AgentClient::send_file_request(Message& m, int kind) {
+  m.id = allocate_id();
+  TRY(auto frame, proto::encode_frame(m));
+  FileRequest& r = requests_[m.id];
+  r.kind = static_cast<FileRequest::Kind>(kind);
+  if (auto sent = send(frame); !sent.ok()) {
+    requests_.erase(m.id);
+    return std::move(sent).error();
+  }
+  return {};
+}
+
+Result<AgentClient::FileRequest> AgentClient::file_request(Message m, int kind, std::chrono::milliseconds timeout,
+                                                           const std::string& what) {
+  auto sent = send_file_request(m, kind);
+  if (!sent.ok()) return std::move(sent).error().with_context(what);
+  uint32_t id = m.id;
+  auto waited = wait([&] { return requests_.at(id).finished; }, [&] { return requests_.at(id).replies; }, timeout,
+                     what);
+  if (!waited.ok()) {
+    // A late reply is still accepted (and dropped) rather than taken for a hostile one.
+    if (auto it = requests_.find(id); it != requests_.end()) it->second.abandoned = true;
+    return std::move(waited).error();
+  }
+  FileRequest done = std::move(requests_.at(id));
+  requests_.erase(id);
+  if (done.error) return std::move(*done.error);  // the agent's message names the request and path
+  return done;
+}
+
+// Checks a reply to a file request against the request, and records it.
+Status AgentClient::take_file_reply(const Message& m) {
+  auto it = requests_.find(m.id);
+  if (it == requests_.end() || it->second.finished) return protocol_error("file reply for no request in flight");
+  FileRequest& r = it->second;
+  ++r.replies;
+  switch (m.type) {
+    case Type::kFileData: {
+      const auto& d = m.file_data;
+      if (r.kind != FileRequest::kRead) return protocol_error("FileData for a request that is not a read");
+      if (d.offset != r.next_offset) return protocol_error("FileData at the wrong offset");
+      if (d.data.size > r.window) return protocol_error("FileData beyond the granted credit");
+      r.window -= d.data.size;
+      r.next_offset += d.data.size;
+      bool end = m.flags & proto::kFlagEnd;
+      if (!r.abandoned)
+        r.chunks.push_back({d.offset, std::string(reinterpret_cast<const char*>(d.data.data), d.data.size), end});
+      r.finished = end;
+      break;
+    }
+    case Type::kFileInfo:
+      if (r.kind != FileRequest::kStat) return protocol_error("FileInfo for a request that is not a stat");
+      r.info = to_info(m.file_info);
+      r.finished = true;
+      break;
+    case Type::kFileEntry: {
+      if (r.kind != FileRequest::kList) return protocol_error("FileEntry for a request that is not a list");
+      if (r.entry_count >= kMaxListEntries) return protocol_error("more FileEntry frames than the agent may send");
+      ++r.entry_count;
+      r.entry_bytes += m.file_entry.path.size + sizeof(AgentFileEntry);
+      if (r.entry_bytes > kMaxQueuedBytes) return protocol_error("listing too large");
+      if (!r.abandoned)
+        r.entries.push_back({to_info(m.file_entry.info), std::string(proto::to_string_view(m.file_entry.path))});
+      break;
+    }
+    case Type::kDone:
+      if (r.kind == FileRequest::kRead || r.kind == FileRequest::kStat) return protocol_error("unexpected Done");
+      if (r.kind == FileRequest::kList && m.done.value != r.entry_count)
+        return protocol_error("Done does not count the entries sent");
+      r.value = m.done.value;
+      r.finished = true;
+      break;
+    case Type::kError:
+      r.error = reply_error(m.error);
+      r.finished = true;
+      break;
+    default: return protocol_error("unexpected message type");
+  }
+  if (r.finished && r.abandoned) requests_.erase(it);
+  return {};
+}
+
+Result<AgentFileInfo> AgentClient::stat(const std::string& path, std::chrono::milliseconds timeout) {
+  Message m{};
+  m.type = Type::kFileStat;
+  m.file_stat = {proto::to_str(path)};
+  TRY(auto r, file_request(m, FileRequest::kStat, timeout, "stat " + path));
+  return r.info;
+}
+
+Result<uint32_t> AgentClient::read_start(const std::string& path, uint64_t offset, uint64_t limit) {
+  Message m{};
+  m.type = Type::kFileRead;
+  m.file_read = {proto::to_str(path), offset, limit};
+  auto sent = send_file_request(m, FileRequest::kRead);
+  if (!sent.ok()) return std::move(sent).error().with_context("read " + path);
+  requests_.at(m.id).next_offset = offset;
+  return m.id;
+}
+
+Result<std::optional<AgentFileChunk>> AgentClient::read_next(uint32_t id, std::chrono::milliseconds timeout) {
+  auto it = requests_.find(id);
+  if (it == requests_.end() || it->second.kind != FileRequest::kRead || it->second.abandoned)
+    return Error{EINVAL, "read " + std::to_string(id) + ": no such read"};
+  auto deadline = Clock::now() + timeout;
+  while (requests_.at(id).chunks.empty() && !requests_.at(id).finished) {
+    if (Clock::now() >= deadline) return std::optional<AgentFileChunk>{};
+    TRY_STATUS(receive(deadline));
+  }
+  FileRequest& r = requests_.at(id);
+  if (r.chunks.empty()) {  // finished without (more) data: an Error
+    Error e = r.error ? *r.error : protocol_error("read ended without its last chunk");
+    requests_.erase(id);
+    return e;
+  }
+  AgentFileChunk chunk = std::move(r.chunks.front());
+  r.chunks.pop_front();
+  if (r.finished && r.chunks.empty() && !r.error) {
+    requests_.erase(id);
+  } else if (!r.finished && !chunk.data.empty()) {
+    // Taken by the caller: the agent may send as much again.
+    Message c{};
+    c.type = Type::kCredit;
+    c.id = id;
+    c.credit.bytes = static_cast<uint32_t>(chunk.data.size());
+    TRY_STATUS(send_simple(c));
+    if (auto again = requests_.find(id); again != requests_.end()) again->second.window += chunk.data.size();
+  }
+  return std::optional<AgentFileChunk>(std::move(chunk));
+}
+
+Result<std::string> AgentClient::read_file(const std::string& path, uint64_t offset, uint64_t limit,
+                                           size_t max_bytes, std::chrono::milliseconds timeout) {
+  TRY(uint32_t id, read_start(path, offset, limit));
+  std::string data;
+  auto give_up = [&](Error e) {
+    if (auto it = requests_.find(id); it != requests_.end()) {
+      it->second.abandoned = true;
+      it->second.chunks.clear();
+      if (it->second.finished) requests_.erase(it);
+    }
+    return e;
+  };
+  for (;;) {
+    auto chunk = read_next(id, timeout);
+    if (!chunk.ok()) return std::move(chunk).error();
+    if (!*chunk) return give_up(Error{ETIMEDOUT, "read " + path + ": no data from the agent"});
+    if (data.size() + (*chunk)->data.size() > max_bytes)
+      return give_up(Error{EFBIG, "read " + path + ": over " + std::to_string(max_bytes) + " bytes"});
+    data += (*chunk)->data;
+    if ((*chunk)->end) return data;
+  }
+}
+
+Result<uint64_t> AgentClient::write_file(const std::string& path, std::string_view data, uint32_t mode,
+                                         uint32_t options, uint64_t offset, std::chrono::milliseconds timeout) {
+  uint64_t written = 0;
+  do {  // at least one frame: an empty write still creates or truncates
+    size_t n = std::min<size_t>(data.size() - written, proto::kMaxChunk);
+    Message m{};
+    m.type = Type::kFileWrite;
+    m.file_write = {proto::to_str(path), mode, written ? options & ~proto::kWriteTruncate : options,
+                    offset + written, {reinterpret_cast<const uint8_t*>(data.data()) + written, static_cast<uint32_t>(n)}};
+    TRY(auto r, file_request(m, FileRequest::kDone, timeout, "write " + path));
+    if (r.value != n) return Error{EIO, "write " + path + ": short write"};
+    written += n;
+  } while (written < data.size());
+  return written;
+}
+
+Result<std::vector<AgentFileEntry>> AgentClient::list(const std::string& path, uint32_t depth,
+                                                      std::chrono::milliseconds timeout) {
+  Message m{};
+  m.type = Type::kFileList;
+  m.file_list = {proto::to_str(path), depth};
+  TRY(auto r, file_request(m, FileRequest::kList, timeout, "list " + path));
+  return std::move(r.entries);
+}
+
+Status AgentClient::mkdir(const std::string& path, uint32_t mode, bool parents, std::chrono::milliseconds timeout) {
+  Message m{};
+  m.type = Type::kFileMkdir;
+  m.file_mkdir = {proto::to_str(path), mode, parents ? proto::kMkdirParents : 0};
+  TRY(auto r, file_request(m, FileRequest::kDone, timeout, "mkdir " + path));
+  return {};
+}
+
+Result<uint64_t> AgentClient::remove(const std::string& path, bool recursive, std::chrono::milliseconds timeout) {
+  Message m{};
+  m.type = Type::kFileRemove;
+  m.file_remove = {proto::to_str(path), recursive ? proto::kRemoveRecursive : 0};
+  TRY(auto r, file_request(m, FileRequest::kDone, timeout, "remove " + path));
+  return r.value;
+}
+
+Status AgentClient::rename(const std::string& from, const std::string& to, bool no_replace,
+                           std::chrono::milliseconds timeout) {
+  Message m{};
+  m.type = Type::kFileRename;
+  m.file_rename = {proto::to_str(from), proto::to_str(to), no_replace ? proto::kRenameNoReplace : 0};
+  TRY(auto r, file_request(m, FileRequest::kDone, timeout, "rename " + from));
+  return {};
+}
+
+// ---- watches ---------------------------------------------------------------------------------------
+Status AgentClient::take_watch_reply(const Message& m) {
+  auto it = watches_.find(m.id);
+  if (it == watches_.end()) return protocol_error("watch reply for no watch");
+  WatchState& w = it->second;
+  bool live = w.started && !w.stopped && !w.end;
+  switch (m.type) {
+    case Type::kWatchEvent: {
+      if (!live) return protocol_error("WatchEvent for a watch that is not running");
+      AgentWatchEvent e;
+      e.kind = static_cast<AgentWatchEvent::Kind>(m.watch_event.kind);
+      e.path = std::string(proto::to_string_view(m.watch_event.path));
+      // Bounded: what the caller does not take in time is dropped, and it hears of it.
+      if (w.events.size() >= kMaxWatchEvents || w.bytes + e.path.size() > kMaxWatchBytes) {
+        w.lost = true;
+      } else {
+        w.bytes += e.path.size();
+        w.events.push_back(std::move(e));
+      }
+      return {};
+    }
+    case Type::kDone:
+      if (!w.started && !w.start_error) w.started = true;
+      else if (w.stopping && !w.stopped) w.stopped = true;
+      else return protocol_error("unexpected Done for a watch");
+      return {};
+    case Type::kError:
+      if (!w.started && !w.start_error) {
+        w.start_error = reply_error(m.error);
+      } else if (w.stopping && !w.stopped) {
+        w.stopped = true;  // ended meanwhile: stopped all the same
+      } else if (live) {
+        AgentWatchEvent e;
+        e.kind = AgentWatchEvent::Kind::kEnded;
+        e.errnum = m.error.code;
+        e.message = std::string(proto::to_string_view(m.error.message));
+        w.end = std::move(e);
+      } else {
+        return protocol_error("unexpected Error for a watch");
+      }
+      return {};
+    default: return protocol_error("unexpected message type");
+  }
+}
+
+Result<uint32_t> AgentClient::watch_start(const std::string& path, bool recursive, std::chrono::milliseconds timeout) {
+  uint32_t id = allocate_id();
+  Message m{};
+  m.type = Type::kWatchStart;
+  m.id = id;
+  m.watch_start = {proto::to_str(path), recursive ? proto::kWatchRecursive : 0};
+  TRY(auto frame, proto::encode_frame(m));
+  watches_[id] = WatchState{};
+  if (auto sent = send(frame); !sent.ok()) {
+    watches_.erase(id);
+    return std::move(sent).error().with_context("watch " + path);
+  }
+  // On a timeout the state stays: a late Done starts a watch nobody reads, which stays bounded.
+  TRY_STATUS(wait([&] { return watches_.at(id).started || watches_.at(id).start_error.has_value(); },
+                  [] { return uint64_t{0}; }, timeout, "watch " + path));
+  if (auto& w = watches_.at(id); w.start_error) {
+    Error e = std::move(*w.start_error).with_context("watch " + path);
+    watches_.erase(id);
+    return e;
+  }
+  return id;
+}
+
+Result<std::optional<AgentWatchEvent>> AgentClient::next_watch_event(uint32_t watch, std::chrono::milliseconds timeout) {
+  if (!watches_.count(watch) || !watches_.at(watch).started)
+    return Error{ENOENT, "watch " + std::to_string(watch) + ": no such watch"};
+  auto deadline = Clock::now() + timeout;
+  auto ready = [&] {
+    const WatchState& w = watches_.at(watch);
+    return !w.events.empty() || w.lost || w.end.has_value();
+  };
+  while (!ready()) {
+    if (Clock::now() >= deadline) return std::optional<AgentWatchEvent>{};
+    TRY_STATUS(receive(deadline));
+  }
+  WatchState& w = watches_.at(watch);
+  if (!w.events.empty()) {
+    AgentWatchEvent e = std::move(w.events.front());
+    w.events.pop_front();
+    w.bytes -= e.path.size();
+    return std::optional<AgentWatchEvent>(std::move(e));
+  }
+  if (w.lost) {
+    w.lost = false;
+    AgentWatchEvent e;
+    e.kind = AgentWatchEvent::Kind::kOverflow;
+    return std::optional<AgentWatchEvent>(std::move(e));
+  }
+  AgentWatchEvent e = std::move(*w.end);
+  watches_.erase(watch);
+  return std::optional<AgentWatchEvent>(std::move(e));
+}
+
+Status AgentClient::watch_stop(uint32_t watch, std::chrono::milliseconds timeout) {
+  auto it = watches_.find(watch);
+  if (it == watches_.end() || !it->second.started) return Error{ENOENT, "watch " + std::to_string(watch) + ": no such watch"};
+  if (it->second.end) {  // the agent ended it already
+    watches_.erase(it);
+    return {};
+  }
+  Message m{};
+  m.type = Type::kWatchStop;
+  m.id = watch;
+  it->second.stopping = true;
+  TRY_STATUS(send_simple(m));
+  TRY_STATUS(wait([&] { return watches_.at(watch).stopped; }, [] { return uint64_t{0}; }, timeout,
+                  "stop watch " + std::to_string(watch)));
+  watches_.erase(watch);
+  return {};
 }
 
 }  // namespace airlock

@@ -82,8 +82,10 @@ constexpr Direction direction_of(Type t) {
   return (static_cast<uint8_t>(t) & 0x40) ? Direction::kToHost : Direction::kToAgent;
 }
 
-// Header flags. Only FileData may carry one (kFlagEnd: the last chunk of a read).
+// Header flags. Only FileData and Signal may carry one: kFlagEnd on FileData (the last chunk of a
+// read); kFlagGroup on Signal (signal the process's whole process group, not just the process).
 inline constexpr uint32_t kFlagEnd = 1;
+inline constexpr uint32_t kFlagGroup = 1;
 
 // Option bits, capability bits and enumerated field values.
 inline constexpr uint32_t kExecTty = 1;
@@ -535,7 +537,8 @@ inline WireError parse_header(const uint8_t* buf, size_t len, Direction accept, 
   if (h.payload_size > kMaxPayload) return WireError::kTooLarge;
   if (!detail::known_type(buf[3])) return WireError::kUnknownType;
   if (direction_of(h.type) != accept) return WireError::kWrongDirection;
-  if (h.flags & ~(h.type == Type::kFileData ? kFlagEnd : 0)) return WireError::kBadFlags;
+  uint32_t allowed = h.type == Type::kFileData ? kFlagEnd : h.type == Type::kSignal ? kFlagGroup : 0;
+  if (h.flags & ~allowed) return WireError::kBadFlags;
   if (h.id == 0 && h.type != Type::kError) return WireError::kBadId;
   out = h;
   return WireError::kOk;

@@ -119,24 +119,26 @@ def test_wrong_method_is_405_with_allow(daemon, method, path, allow):
         assert resp.error_code == "method_not_allowed"
 
 
-@pytest.mark.parametrize("path", ["/", "/v2/keys", "/v1/keys/", "/v1/keys/a/b", "/healthz/", "/metrics",
-                                  "/v1/quota", "/v1/tenants/team-a/quota", "/%ff%fe", "/v1/../healthz"])
+# /metrics and the quota routes are served now (test_daemon_metrics.py, test_daemon_quota.py). [obs]
+@pytest.mark.parametrize("path", ["/", "/v2/keys", "/v1/keys/", "/v1/keys/a/b", "/healthz/", "/metrics/",
+                                  "/v1/quota/", "/v1/tenants/team-a", "/%ff%fe", "/v1/../healthz"])
 def test_unknown_or_unserved_paths_are_404(admin, path):
     r = admin.get(path)
     assert r.status == 404 and r.error_code == "route_not_found", r
 
 
-# Sandboxes, their timeout and commands/run are served now (test_daemon_sandboxes.py); the rest is not.
+# Streams, processes and files are served: without a key 401; an unknown sandbox is 404 sandbox_not_found.
 @pytest.mark.parametrize("method,path", [
     ("POST", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/commands/stream"),
     ("GET", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/processes"),
     ("GET", "/v1/sandboxes/sb-4f3k9q2m7x1c8v5b/files/read?path=/etc/passwd"),
 ])
-def test_sandbox_routes_are_not_served_yet(daemon, method, path):
-    for key in (None, daemon.admin_key):
-        kw = {"json": {}} if method == "POST" else {}
-        r = daemon.client(key).request(method, path, **kw)
-        assert r.status == 404 and r.error_code == "route_not_found", r
+def test_sandbox_subroutes_need_a_key_and_a_sandbox(daemon, method, path):
+    kw = {"json": {"cmd": "true"}} if method == "POST" else {}
+    r = daemon.client(None).request(method, path, **kw)
+    assert r.status == 401 and r.error_code == "unauthenticated", r
+    r = daemon.client(daemon.admin_key).request(method, path, **kw)
+    assert r.status == 404 and r.error_code == "sandbox_not_found", r
 
 
 def test_daemon_error_table_matches_the_spec(contract):

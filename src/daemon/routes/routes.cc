@@ -7,6 +7,13 @@ void add_all_routes(Router& router, ApiServices& services) {
   add_version_routes(router);
   add_key_routes(router, services);
   if (services.sandboxes) add_sandbox_routes(router, *services.sandboxes);
+  if (services.sandboxes && services.timers) {
+    add_process_routes(router, *services.sandboxes, *services.timers);
+    add_file_routes(router, *services.sandboxes, *services.timers);
+  }
+  if (services.quotas) add_quota_routes(router, services);                                      // [obs]
+  if (services.metrics) add_metrics_routes(router, services);                                   // [obs]
+  if (services.sandboxes && services.logs) add_log_routes(router, *services.sandboxes, *services.logs);  // [obs]
 }
 
 }  // namespace airlock::daemon

@@ -11,12 +11,21 @@
 namespace airlock::daemon {
 
 class SandboxManager;
+class Timers;
+class QuotaStore;     // [obs]
+class DaemonMetrics;  // [obs]
+class SandboxLogs;    // [obs]
 
 struct ApiServices {
   KeyStore& keys;
   const Logger& log;                              // audit lines (key created, revoked)
   std::chrono::steady_clock::time_point started;  // for uptime
   SandboxManager* sandboxes = nullptr;            // null: no engine (unit tests); sandbox routes absent
+  Timers* timers = nullptr;                       // for streams and long polls (with `sandboxes`)
+  // [obs] Quotas, metrics and logs (issue 3); null: their routes are absent.
+  QuotaStore* quotas = nullptr;
+  DaemonMetrics* metrics = nullptr;
+  SandboxLogs* logs = nullptr;  // the log routes also need `sandboxes`
 };
 
 void add_health_routes(Router& router, const ApiServices& services);   // GET /healthz
@@ -24,6 +33,16 @@ void add_version_routes(Router& router);                                // GET /
 void add_key_routes(Router& router, ApiServices& services);            // /v1/keys, /v1/keys/{key_id}
 // /v1/sandboxes, /v1/sandboxes/{id}, .../timeout, .../commands/run (all on the worker pool)
 void add_sandbox_routes(Router& router, SandboxManager& sandboxes);
+// .../commands/stream and .../processes/* (streams, long polls and the WebSocket attach)
+void add_process_routes(Router& router, SandboxManager& sandboxes, Timers& timers);
+// .../files/* (every path resolved by the agent, inside the sandbox)
+void add_file_routes(Router& router, SandboxManager& sandboxes, Timers& timers);
+// [obs] GET /v1/quota, GET/PUT /v1/tenants/{tenant}/quota
+void add_quota_routes(Router& router, ApiServices& services);
+// [obs] GET /metrics (admin)
+void add_metrics_routes(Router& router, ApiServices& services);
+// [obs] GET /v1/sandboxes/{id}/logs and .../logs/stream
+void add_log_routes(Router& router, SandboxManager& sandboxes, SandboxLogs& logs);
 
 // Every route this daemon serves. Paths of the contract that are not implemented yet are not
 // registered, so they answer 404 `route_not_found` like any unknown path.

@@ -95,7 +95,8 @@ ApiResult<HttpResponse> list_sandboxes(SandboxManager& sandboxes, const RequestC
 ApiResult<HttpResponse> get_sandbox(SandboxManager& sandboxes, const RequestContext& ctx) {
   if (auto error = ctx.query.check_names({})) return *error;
   API_TRY(auto record, sandboxes.get(ctx.principal.tenant, ctx.params.get("sandbox_id")));
-  return json_response(200, sandbox_json(record, unix_millis_now()));
+  auto usage = sandboxes.usage(record.sandbox_id);  // [obs] cgroup usage while it is live
+  return json_response(200, sandbox_json(record, unix_millis_now(), usage ? &*usage : nullptr));
 }
 
 ApiResult<HttpResponse> terminate_sandbox(SandboxManager& sandboxes, const RequestContext& ctx) {

@@ -63,7 +63,7 @@ TEST_F(KeyStoreTest, DatabaseIsPrivateAndInWalMode) {
   ASSERT_TRUE(stmt.ok());
   ASSERT_TRUE(stmt->step().value());
   EXPECT_EQ(stmt->text_at(0), "wal");
-  EXPECT_EQ(db_->schema_version(), 2);  // 1: api_keys, 2: sandboxes
+  EXPECT_EQ(db_->schema_version(), 4);  // 1: api_keys, 2: sandboxes, 3: quotas, 4: processes
 }
 
 TEST_F(KeyStoreTest, CreateThenCheck) {

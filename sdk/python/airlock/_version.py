@@ -1,0 +1,2 @@
+"""The SDK's version."""
+__version__ = "0.1.0"
