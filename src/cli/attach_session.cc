@@ -233,11 +233,17 @@ Result<AttachOutcome> attach_process(const ApiClient& api, const std::string& sa
   error_code ec;
   ws.handshake(api.config().endpoint.host_header(), target, ec);
   if (ec == websocket::error::upgrade_declined) {
-    // Beast 1.74 drops the refusal's body; the same request without the upgrade tells us why (the
-    // daemon checks the key, the sandbox and the process before the Upgrade header).
-    TRY(auto reply, api.request("GET", target));
-    if (reply.status == 426 || reply.ok()) return plain_error("the daemon declined the WebSocket upgrade");
-    return AttachOutcome{std::move(reply)};
+    // Beast 1.74 drops the refusal's body, and the daemon checks the Upgrade header before the
+    // process: the process itself tells us why (sandbox or process gone, or it has exited).
+    std::string process = sandbox_target(sandbox_id, "/processes/" + std::to_string(pid));
+    TRY(auto reply, api.request("GET", process));
+    if (!reply.ok()) return AttachOutcome{std::move(reply)};
+    if (reply.body.is_object() && reply.body.value("state", "") == "exited") {
+      reply.status = 409;
+      reply.body = {{"error", {{"code", "process_not_running"}, {"message", "process " + std::to_string(pid) + " has exited"}}}};
+      return AttachOutcome{std::move(reply)};
+    }
+    return plain_error("the daemon declined the WebSocket upgrade for process " + std::to_string(pid));
   }
   if (ec) return plain_error("attach to process " + std::to_string(pid) + ": " + ec.message());
   ws.binary(true);

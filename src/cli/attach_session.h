@@ -24,8 +24,8 @@ struct AttachOptions {
 };
 
 struct AttachOutcome {
-  // Set when the daemon answered the upgrade with an error instead of 101 (the process had
-  // already exited and was dropped, the sandbox stopped...). Otherwise the printer saw the exit.
+  // Set when the daemon refused the upgrade: why, as an API error (the sandbox or the process is
+  // gone, or `process_not_running` when the process has exited). Otherwise the printer saw the exit.
   std::optional<ApiReply> refused;
 };
 

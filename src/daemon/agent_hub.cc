@@ -224,6 +224,9 @@ void AgentConnection::close(const Error& why) {
     }
     out_cv_.notify_all();
     hub_.remove(*this);
+    // The fd itself stays open while anything holds this connection (see remove()); shut it down
+    // so that the agent sees the drop now and cannot keep filling a socket nobody reads.
+    ::shutdown(fd_.get(), SHUT_RDWR);
     std::map<uint32_t, std::shared_ptr<AgentSink>> sinks;
     {
       std::lock_guard guard(sinks_mu_);
@@ -276,6 +279,9 @@ Result<std::shared_ptr<AgentConnection>> AgentHub::connect(const std::string& so
   }
   auto conn = std::make_shared<AgentConnection>(*this, std::move(fd), name, first_id);
   TRY_CTX(handshake(conn->fd_.get(), conn->reader_, Clock::now() + timeout), "agent at " + socket_path);
+  // Frames that came right behind the HelloAck are already buffered. Asked now: once the
+  // connection is registered, its reader belongs to the hub thread.
+  bool buffered = conn->reader_.buffered() > 0;
   struct epoll_event ev = {};
   ev.events = EPOLLIN | EPOLLRDHUP;
   ev.data.fd = conn->fd_.get();
@@ -288,8 +294,7 @@ Result<std::shared_ptr<AgentConnection>> AgentHub::connect(const std::string& so
     remove(*conn);
     return e;
   }
-  // Frames that came right behind the HelloAck are already buffered.
-  if (conn->reader_.buffered() > 0) {
+  if (buffered) {
     uint64_t one = 1;
     (void)!::write(wake_.get(), &one, sizeof one);
   }

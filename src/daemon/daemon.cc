@@ -126,6 +126,10 @@ int run_daemon(const DaemonOptions& options) {
   }
   if (options.unix_enabled) server_options.unix_path = options.unix_path.value_or(dir->socket_path());
   server_options.threads = options.threads;
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    server_options.tls = TlsFiles{options.tls_cert, options.tls_key};
+    if (server_options.tcp.empty()) log.warn("--tls-cert/--tls-key without a TCP listener: nothing will use them");
+  }
   auto server = HttpServer::create(std::move(server_options), api, log);
   if (!server.ok()) return fail(log, server.error());
 

@@ -15,6 +15,8 @@ struct DaemonOptions {
   std::string listen = "127.0.0.1:7070";  // "" or "none": no TCP listener
   std::optional<std::string> unix_path;   // default DATA_DIR/airlockd.sock
   bool unix_enabled = true;
+  // PEM files, both or neither: with them the TCP listener speaks HTTPS only (the unix socket stays HTTP).
+  std::string tls_cert, tls_key;
   unsigned threads = 2;   // HTTP I/O threads
   unsigned workers = 16;  // threads for engine and agent work (a blocking command holds one)
   LogLevel log_level = LogLevel::kInfo;

@@ -14,7 +14,9 @@ namespace proto = protocol::agent;
 
 namespace {
 
-constexpr size_t kMaxReplyData = size_t{8} << 20;  // FileData bytes one call may collect
+// FileData bytes one call may collect. A call grants no Credit, so the read's initial window is
+// all an honest agent sends (callers ask for at most that); more is sending beyond the window.
+constexpr size_t kMaxReplyData = proto::kInitialWindow;
 
 // Collects the replies to one file request; the hub thread fills it, the caller waits.
 class FileCallSink final : public AgentSink {

@@ -1,5 +1,8 @@
 #include "daemon/http_server.h"
 
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,8 +10,10 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
 #include <csignal>
@@ -17,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/unique_fd.h"
 #include "daemon/errors.h"
 
 namespace airlock::daemon {
@@ -29,6 +35,7 @@ using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 using beast::error_code;
 using UnixStream = beast::basic_stream<local, asio::any_io_executor, beast::unlimited_rate_policy>;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;  // the TCP listeners' stream with TLS files
 
 namespace {
 
@@ -54,6 +61,61 @@ HttpResponse error_for(ErrorCode code, std::string message) {
   return error_response(api_error(code, std::move(message)));
 }
 
+template <class Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+// OpenSSL's queued errors as one line ("no start line; PEM lib"), and the queue emptied.
+std::string openssl_errors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    const char* reason = ERR_reason_error_string(e);
+    if (!out.empty()) out += "; ";
+    out += reason ? reason : "error " + std::to_string(e);
+  }
+  return out.empty() ? "unknown error" : out;
+}
+
+// open(2) first: OpenSSL's own message for a missing file is an unhelpful "system lib".
+Status check_readable(const std::string& what, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return sys_error(what + " " + path);
+  return {};
+}
+
+// TLS 1.2 and 1.3 only, forward-secret AEAD suites in the server's order of preference; no compression
+// (CRIME) and no renegotiation (CVE-2009-3555, and a client making the server redo handshakes).
+Result<std::unique_ptr<asio::ssl::context>> make_tls_context(const TlsFiles& files) {
+  TRY_STATUS(check_readable("tls certificate", files.cert_path));
+  TRY_STATUS(check_readable("tls key", files.key_path));
+  auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* ctx = context->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // TLS 1.2's list (1.3 has only AEAD suites and keeps OpenSSL's default order).
+  SSL_CTX_set_cipher_list(ctx,
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  // An encrypted key would make OpenSSL ask for a passphrase on the terminal; refuse it instead.
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
+  // The key first: a certificate loaded after a key that does not match it drops the key, and
+  // SSL_CTX_check_private_key then names the mismatch for what it is.
+  if (SSL_CTX_use_PrivateKey_file(ctx, files.key_path.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return plain_error("tls key " + files.key_path + ": " + openssl_errors() +
+                       " (an unencrypted PEM private key is needed)");
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, files.cert_path.c_str()) != 1) {
+    return plain_error("tls certificate " + files.cert_path + ": " + openssl_errors() +
+                       " (a PEM certificate, then any intermediates, is needed)");
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return plain_error("tls key " + files.key_path + " does not match certificate " + files.cert_path);
+  }
+  return context;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -71,8 +133,8 @@ struct HttpServer::Impl {
   Status listen_unix(const std::string& path);
   template <class Protocol>
   void accept_next(asio::basic_socket_acceptor<Protocol>& acceptor);
-  template <class Stream, class Socket>
-  void start_session(Socket&& socket);
+  template <class Stream>
+  void start_session(Stream stream);
   void forget(uint64_t id);
   // Registers a session for shutdown draining; false (and nothing registered) when at the maximum.
   bool enlist(const std::shared_ptr<SessionBase>& session, uint64_t& id);
@@ -92,6 +154,7 @@ struct HttpServer::Impl {
   asio::strand<asio::io_context::executor_type> accept_strand;  // acceptors, signals, shutdown
   std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
   std::unique_ptr<local::acceptor> unix_acceptor;
+  std::unique_ptr<asio::ssl::context> tls_context;  // set: the TCP listeners speak HTTPS only
   asio::signal_set signals;
   asio::steady_timer grace_timer;
   std::vector<std::string> addresses;
@@ -232,14 +295,18 @@ class WsSession final : public SessionBase,
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  using Socket = typename Stream::socket_type;
-
-  Session(HttpServer::Impl& server, Socket&& socket, uint64_t id)
-      : server_(server), stream_(std::move(socket)), buffer_(kReadBufferLimit), id_(id) {}
+  Session(HttpServer::Impl& server, Stream&& stream, uint64_t id)
+      : server_(server), stream_(std::move(stream)), buffer_(kReadBufferLimit), id_(id) {}
   ~Session() override { server_.forget(id_); }
 
   void start() {
-    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->read_header(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kIsTls<Stream>) {
+        self->handshake();
+      } else {
+        self->read_header();
+      }
+    });
   }
   void drain() override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -248,6 +315,34 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
  private:
+  // The TCP stream under TLS (or the stream itself): timeouts, shutdown and close act on it.
+  auto& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // Bounded by the header timeout: a client that connects and never says hello must not hold a
+  // descriptor for long. A failure (plain HTTP to this port, a client that does not trust the
+  // certificate, a scanner) concerns that client only: debug log, close.
+  void handshake() {
+    lowest().expires_after(server_.options.header_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+      if (!ec) return self->read_header();
+      if (self->server_.log.enabled(LogLevel::kDebug)) {
+        error_code ignored;
+        auto peer = self->lowest().socket().remote_endpoint(ignored);
+        self->server_.log.debug("tls handshake with " + peer.address().to_string() + ":" +
+                                std::to_string(peer.port()) + ": " + ec.message());
+      }
+      self->close();
+    });
+  }
+
+  // Sends close_notify (so the client can tell the end from a truncation) and waits a little for the
+  // client's, then closes. Only when nothing else is reading or writing the TLS stream.
+  void shutdown_tls() {
+    if (!lowest().socket().is_open()) return;
+    lowest().expires_after(kLingerTime);
+    stream_.async_shutdown([self = this->shared_from_this()](error_code) { self->close(); });
+  }
+
   void read_header() {
     idle_ = true;
     head_request_ = false;
@@ -256,7 +351,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.header_limit));
     // No limit until the handler has named one (Beast 1.74 treats boost::none as "exceeded").
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    stream_.expires_after(buffer_.size() > 0 ? server_.options.header_timeout : server_.options.idle_timeout);
+    lowest().expires_after(buffer_.size() > 0 ? server_.options.header_timeout : server_.options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
   }
@@ -292,7 +387,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto expect = head_.header("Expect");
     if (expect && ascii_iequals(*expect, "100-continue") && !parser_->is_done()) {
       continue_ = http::response<http::empty_body>(http::status::continue_, 11);
-      stream_.expires_after(server_.options.write_timeout);
+      lowest().expires_after(server_.options.write_timeout);
       return http::async_write(stream_, continue_, [self = this->shared_from_this()](error_code ec, size_t) {
         if (ec) return self->close();
         self->read_body();
@@ -303,7 +398,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void read_body() {
     if (parser_->is_done()) return on_body({});
-    stream_.expires_after(server_.options.body_timeout);
+    lowest().expires_after(server_.options.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](error_code ec, size_t) { self->on_body(ec); });
   }
@@ -313,7 +408,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     HttpRequest request = std::move(head_);
     request.body = std::move(parser_->get().body());
     if (admission_.run_async) {
-      stream_.expires_never();  // the work may take long; send() arms the write timeout
+      lowest().expires_never();  // the work may take long; send() arms the write timeout
       bool close_after = !parser_->get().keep_alive();
       auto self = this->shared_from_this();
       auto done = [self, close_after](HttpResponse response) {
@@ -362,7 +457,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void send(HttpResponse response, bool close_after) {
     if (response.deferred) {
       auto later = std::move(response.deferred);
-      stream_.expires_never();
+      lowest().expires_never();
       auto self = this->shared_from_this();
       auto once = std::make_shared<std::atomic<bool>>(false);
       later([self, close_after, once](HttpResponse real) {
@@ -387,7 +482,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     response_.keep_alive(!close_after_write_);
     response_.prepare_payload();
     if (head_request_) response_.body().clear();  // RFC 9110: the headers of a GET, no content
-    stream_.expires_after(server_.options.write_timeout);
+    lowest().expires_after(server_.options.write_timeout);
     http::async_write(stream_, response_, [self = this->shared_from_this()](error_code ec, size_t) {
       if (ec) return self->close();
       if (self->close_after_write_) return self->linger();
@@ -420,9 +515,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     stream_response_.keep_alive(false);
     stream_response_.chunked(true);
     serializer_.emplace(stream_response_);
-    stream_.expires_after(server_.options.write_timeout);
+    lowest().expires_after(server_.options.write_timeout);
     http::async_write_header(stream_, *serializer_, [self = this->shared_from_this()](error_code ec, size_t) {
-      self->stream_.expires_never();
+      self->lowest().expires_never();
       if (ec) return self->abort_stream();
       self->watch_disconnect();
       self->pull_next();
@@ -433,6 +528,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void watch_disconnect() {
     stream_.async_read_some(asio::buffer(discard_), [self = this->shared_from_this()](error_code ec, size_t n) {
       if (self->stream_done_) {
+        if constexpr (kIsTls<Stream>) return self->shutdown_tls();  // end_stream() stopped this read
         if (ec || self->lingered_ > kLingerBytes) return self->close();
         self->lingered_ += n;
         return self->watch_disconnect();
@@ -458,9 +554,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void write_chunk(std::string data, bool end) {
     if (stream_done_) return;
     chunk_ = std::move(data);
-    stream_.expires_after(server_.options.write_timeout);
+    lowest().expires_after(server_.options.write_timeout);
     auto after = [self = this->shared_from_this(), end](error_code ec, size_t) {
-      self->stream_.expires_never();
+      self->lowest().expires_never();
       if (ec) return self->abort_stream();
       if (end) return self->end_stream();
       self->pull_next();
@@ -479,13 +575,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // The body is complete: half-close and let the pending disconnect watch (a read) see the client
-  // close, or time out.
+  // close, or time out. Under TLS, close_notify cannot be written while that read owns the TLS
+  // stream: the read is cancelled and its handler shuts TLS down.
   void end_stream() {
     stream_done_ = true;
     source_.reset();
+    if constexpr (kIsTls<Stream>) {
+      lowest().cancel();
+      return;
+    }
     error_code ignored;
-    stream_.socket().shutdown(asio::socket_base::shutdown_send, ignored);
-    stream_.expires_after(kLingerTime);
+    lowest().socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    lowest().expires_after(kLingerTime);
   }
 
   void abort_stream() {
@@ -497,9 +598,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void linger() {
+    if constexpr (kIsTls<Stream>) return shutdown_tls();  // reads and drops what comes until close_notify
     error_code ignored;
-    stream_.socket().shutdown(asio::socket_base::shutdown_send, ignored);
-    stream_.expires_after(kLingerTime);
+    lowest().socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    lowest().expires_after(kLingerTime);
     read_and_discard();
   }
 
@@ -511,10 +613,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
 
+  // Errors, timeouts and idle connections at shutdown: a plain TCP close, even under TLS (a read may
+  // be pending, and the client of a broken connection has nothing to learn from close_notify).
   void close() {
     error_code ignored;
-    stream_.socket().shutdown(asio::socket_base::shutdown_both, ignored);
-    stream_.close();
+    lowest().socket().shutdown(asio::socket_base::shutdown_both, ignored);
+    lowest().close();
   }
 
   HttpServer::Impl& server_;
@@ -540,20 +644,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
 }  // namespace
 
-template <class Stream, class Socket>
-void HttpServer::Impl::start_session(Socket&& socket) {
+template <class Stream>
+void HttpServer::Impl::start_session(Stream stream) {
   uint64_t id;
   {
     std::lock_guard guard(sessions_mu);
     if (sessions.size() >= options.max_connections) {
       log.warn("connection refused: " + std::to_string(sessions.size()) + " connections open (the maximum)");
       error_code ignored;
-      socket.close(ignored);
+      beast::get_lowest_layer(stream).socket().close(ignored);
       return;
     }
     id = next_session_id++;
   }
-  auto session = std::make_shared<Session<Stream>>(*this, std::move(socket), id);
+  auto session = std::make_shared<Session<Stream>>(*this, std::move(stream), id);
   {
     std::lock_guard guard(sessions_mu);
     sessions.emplace(id, session);
@@ -596,9 +700,13 @@ void HttpServer::Impl::accept_next(asio::basic_socket_acceptor<Protocol>& accept
     if constexpr (std::is_same_v<Protocol, tcp>) {
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);  // small JSON responses: no Nagle delay
-      start_session<beast::tcp_stream>(std::move(socket));
+      if (tls_context) {
+        start_session(TlsStream(std::move(socket), *tls_context));
+      } else {
+        start_session(beast::tcp_stream(std::move(socket)));
+      }
     } else {
-      start_session<UnixStream>(std::move(socket));
+      start_session(UnixStream(std::move(socket)));  // local and 0600: plain HTTP even with TLS files
     }
     accept_next(acceptor);
   });
@@ -628,7 +736,7 @@ Status HttpServer::Impl::listen_tcp(const ListenAddress& address) {
   auto bound = acceptor->local_endpoint(ec);
   std::string host = bound.address().to_string();
   if (bound.address().is_v6()) host = "[" + host + "]";
-  addresses.push_back("http://" + host + ":" + std::to_string(bound.port()));
+  addresses.push_back((tls_context ? "https://" : "http://") + host + ":" + std::to_string(bound.port()));
   tcp_acceptors.push_back(std::move(acceptor));
   return {};
 }
@@ -696,6 +804,9 @@ HttpServer::~HttpServer() = default;
 Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options, HttpHandler& handler,
                                                        const Logger& log) {
   auto impl = std::make_unique<Impl>(std::move(options), handler, log);
+  if (impl->options.tls) {
+    TRY(impl->tls_context, make_tls_context(*impl->options.tls));
+  }
   for (const auto& address : impl->options.tcp) TRY_STATUS(impl->listen_tcp(address));
   if (impl->options.unix_path) TRY_STATUS(impl->listen_unix(*impl->options.unix_path));
   if (impl->tcp_acceptors.empty() && !impl->unix_acceptor) return plain_error("nothing to listen on");

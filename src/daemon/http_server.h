@@ -2,7 +2,8 @@
 // headers, asks the handler whether to take it (and how large a body it may have), reads the body,
 // and writes the handler's response. Keep-alive, timeouts against slow clients, 431 for oversized
 // headers, 413 for oversized bodies, 400 for anything that is not HTTP, and a graceful drain on
-// SIGTERM/SIGINT. It knows nothing about routes or keys: that is the handler's business.
+// SIGTERM/SIGINT. With TLS files, the TCP listeners speak HTTPS only (the unix socket stays plain HTTP).
+// It knows nothing about routes or keys: that is the handler's business.
 #pragma once
 
 #include <chrono>
@@ -38,13 +39,20 @@ class HttpHandler {
   virtual Admission admit(const HttpRequest& head) = 0;
 };
 
+// PEM files for the TCP listeners. The key must not be encrypted (there is no one to type a passphrase).
+struct TlsFiles {
+  std::string cert_path;  // the certificate, then any intermediates (a chain file)
+  std::string key_path;
+};
+
 struct HttpServerOptions {
   std::vector<ListenAddress> tcp;
+  std::optional<TlsFiles> tls;  // set: every TCP listener is HTTPS only (TLS 1.2+)
   std::optional<std::string> unix_path;  // replaced if a stale socket is there
   unsigned threads = 2;
   size_t header_limit = 16 * 1024;  // request line + headers (the contract's 431 limit)
   std::chrono::seconds idle_timeout{75};    // keep-alive connection waiting for a request
-  std::chrono::seconds header_timeout{30};  // a request's headers, once started
+  std::chrono::seconds header_timeout{30};  // a request's headers, once started; also the TLS handshake
   std::chrono::seconds body_timeout{120};
   std::chrono::seconds write_timeout{60};
   std::chrono::seconds shutdown_grace{10};  // in-flight requests get this long after SIGTERM
@@ -54,14 +62,15 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  // Binds every listener now, so that address errors surface before run().
+  // Loads the TLS files and binds every listener now, so that their errors surface before run().
   static Result<std::unique_ptr<HttpServer>> create(HttpServerOptions options, HttpHandler& handler,
                                                     const Logger& log);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // "http://127.0.0.1:7070" (the bound port when 0 was asked for), "unix:/var/lib/airlock/airlockd.sock".
+  // "http://127.0.0.1:7070" ("https://..." with TLS; the bound port when 0 was asked for),
+  // "unix:/var/lib/airlock/airlockd.sock".
   std::vector<std::string> addresses() const;
   // Serves on `threads` threads (this one included) until shutdown, then drains and returns.
   void run();

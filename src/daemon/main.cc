@@ -30,6 +30,11 @@ int main(int argc, char** argv) {
   app.add_option("--unix", unix_path, "unix socket path (default DATA_DIR/airlockd.sock)");
   bool no_unix = false;
   app.add_flag("--no-unix", no_unix, "do not listen on a unix socket");
+  auto* tls_cert = app.add_option("--tls-cert", daemon.tls_cert,
+                                  "PEM certificate (chain) for the TCP listener, which then speaks HTTPS only");
+  auto* tls_key = app.add_option("--tls-key", daemon.tls_key, "PEM private key (unencrypted) of --tls-cert");
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
   app.add_option("--threads", daemon.threads, "HTTP worker threads")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--log-level", log_level, "error, warn, info or debug")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}))

@@ -187,6 +187,9 @@ void ProcessEventSource::produce() {
     } else {
       auto read = process_->read(offset_, kBatchBytes);
       if (read.gap_length) {
+        // A character cut before the gap will never be completed: say it now, so that events
+        // stay in offset order (the held bytes come before the gap).
+        body += flush_held();
         body += format_event({{"type", "gap"}, {"offset", read.gap_offset}, {"length", read.gap_length}}, options_.format);
       }
       offset_ = read.next;
@@ -205,7 +208,8 @@ void ProcessEventSource::produce() {
     if (body.empty() && !end) {
       // Nothing now: come back when the process has more, or send a keepalive in 15 s.
       auto weak = weak_from_this();
-      notify_token_ = 0;
+      // A waiter left from an earlier park (a keepalive answered that pull) must not pile up.
+      if (notify_token_) process_->cancel_notify(std::exchange(notify_token_, 0));
       keepalive_timer_ = timers_.after(std::chrono::duration_cast<std::chrono::milliseconds>(kKeepalive), [weak] {
         auto self = weak.lock();
         if (!self) return;

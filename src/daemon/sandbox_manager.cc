@@ -87,6 +87,9 @@ ApiResult<SandboxRecord> SandboxManager::find(const std::string& tenant, std::st
   if (!valid_sandbox_id(sandbox_id)) return not_found(sandbox_id.substr(0, 64));
   API_TRY(auto record, or_internal(store_.get(tenant, sandbox_id)));
   if (!record) return not_found(sandbox_id);
+  if (is_live(record->state)) {  // an API request is activity (idle_timeout)
+    if (auto entry = live(record->sandbox_id)) entry->last_activity = clock_();
+  }
   return std::move(*record);
 }
 
@@ -196,6 +199,8 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
   record.init_pid = detached.init_pid;
   record.agent_socket = detached.agent_socket_path;
   entry->expires_at = *record.expires_at;
+  entry->idle_timeout_ms = settings.idle_timeout.value_or(0) * 1000;
+  entry->last_activity = clock_();
   {
     std::lock_guard guard(live_mu_);
     entry->detached.emplace(std::move(detached));
@@ -369,18 +374,33 @@ void SandboxManager::timer_loop() {
     UnixMillis now = clock_();
     std::vector<std::pair<std::string, std::string>> due;  // (tenant, id)
     UnixMillis next = now + 1000;
+    std::vector<std::pair<std::string, std::string>> idle;  // (tenant, id)
     for (const auto& [id, entry] : live_) {
       if (entry->expires_at <= now) {
         due.emplace_back(entry->tenant, id);
-      } else {
-        next = std::min(next, entry->expires_at);
+        continue;
+      }
+      next = std::min(next, entry->expires_at);
+      if (entry->idle_timeout_ms > 0 && now - entry->last_activity >= entry->idle_timeout_ms) {
+        // Running processes started through the API (open streams among them) keep it busy.
+        std::lock_guard procs(entry->procs_mu);
+        bool busy = std::any_of(entry->procs.begin(), entry->procs.end(), [](auto& p) { return !p->exited(); });
+        if (busy) {
+          entry->last_activity = now;
+        } else {
+          idle.emplace_back(entry->tenant, id);
+        }
       }
     }
-    if (!due.empty()) {
+    if (!due.empty() || !idle.empty()) {
       lock.unlock();
       for (const auto& [tenant, id] : due) {
         auto ended = end(tenant, id, SandboxState::kStopped, "timeout", "its timeout passed");
         if (!ended.ok()) log_.warn("stop " + id + " at its deadline: " + ended.error().message);
+      }
+      for (const auto& [tenant, id] : idle) {
+        auto ended = end(tenant, id, SandboxState::kStopped, "idle", "no API activity for its idle_timeout");
+        if (!ended.ok()) log_.warn("stop " + id + " when idle: " + ended.error().message);
       }
       lock.lock();
       continue;
@@ -435,6 +455,8 @@ void SandboxManager::recover() {
       continue;
     }
     entry->expires_at = r.expires_at.value_or(clock_());
+    entry->idle_timeout_ms = r.settings.idle_timeout.value_or(0) * 1000;
+    entry->last_activity = clock_();  // the restart counts as activity: the idle clock starts again
     adopt_processes(r, *entry);
     entry->detached.emplace(std::move(detached));
     if (r.state == SandboxState::kStarting) {

@@ -109,6 +109,8 @@ class SandboxManager {
     std::optional<DetachedSandbox> detached;  // guarded by live_mu_; moved out to destroy
     int64_t seq = 0;
     std::string agent_socket;
+    std::atomic<UnixMillis> last_activity{0};  // the last API request about it (idle_timeout)
+    int64_t idle_timeout_ms = 0;               // 0: none
     std::mutex agent_mu;                      // guards conn, last_id, reserved
     std::shared_ptr<AgentConnection> conn;
     uint32_t last_id = 0;   // the highest process id this daemon may have used

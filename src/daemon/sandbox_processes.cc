@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/sandbox_manager.h"
+#include "daemon/metrics.h"
 #include "daemon/sandbox_logs.h"
 
 namespace airlock::daemon {
@@ -146,6 +147,10 @@ ApiResult<std::shared_ptr<Process>> SandboxManager::launch(const SandboxRecord& 
         (void)store_.prune_processes(seq, kKeptExited);
       }
       log_process_end(sandbox_id, p);
+      auto end = p.end();
+      if (policy_.accounting.metrics && end && p.spec().kind != ProcessKind::kRun && end->reason != "failed_to_start") {
+        policy_.accounting.metrics->observe_exec(static_cast<double>(end->ended_at - p.started_at()) / 1000.0);
+      }
     });
     if (auto* logs = policy_.accounting.logs; logs && kind != ProcessKind::kRun) {
       process->on_output([logs, sandbox_id](uint32_t pid, int stream, std::string_view data) {

@@ -29,6 +29,21 @@ namespace {
 
 constexpr const char* kCgroupPrefix = "airlock-";
 
+// The id-range index in a sandbox name ("airlock-17" -> 17); nullopt for any other name (such as
+// "airlock-bench-4242", which belongs to someone else and must never be collected).
+std::optional<uint32_t> sandbox_index(std::string_view name) {
+  if (!name.starts_with(kCgroupPrefix)) return std::nullopt;
+  name.remove_prefix(std::strlen(kCgroupPrefix));
+  if (name.empty() || name.size() > 5) return std::nullopt;
+  uint32_t index = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return std::nullopt;
+    index = index * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (index >= kIdRangeCount) return std::nullopt;
+  return index;
+}
+
 // A detached copy of a host tree (open_tree(OPEN_TREE_CLONE)); the child attaches it.
 Result<UniqueFd> clone_tree(const std::string& path, bool recursive) {
   unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
@@ -221,18 +236,10 @@ std::string Engine::default_agent_socket_path(const std::string& name) const {
 }
 
 Status Engine::destroy_detached(const std::string& name, pid_t init_pid) {
-  std::string_view rest(name);
-  if (!rest.starts_with(kCgroupPrefix)) return plain_error("not a sandbox name: " + name);
-  rest.remove_prefix(std::strlen(kCgroupPrefix));
-  uint32_t index = 0;
-  if (rest.empty() || rest.size() > 5) return plain_error("not a sandbox name: " + name);
-  for (char c : rest) {
-    if (c < '0' || c > '9') return plain_error("not a sandbox name: " + name);
-    index = index * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (index >= kIdRangeCount) return plain_error("not a sandbox name: " + name);
+  auto index = sandbox_index(name);
+  if (!index) return plain_error("not a sandbox name: " + name);
   // Holding the lock proves nobody else manages the sandbox (nor will start one on its ids).
-  TRY(auto ids, ids_.try_acquire(index));
+  TRY(auto ids, ids_.try_acquire(*index));
   return destroy_detached_with(name, init_pid, std::move(ids));
 }
 
@@ -282,15 +289,15 @@ void Engine::collect_leftovers() {
   auto names = list_cgroups(roots_, kCgroupPrefix);
   if (!names.ok()) return;
   for (const auto& name : *names) {
-    auto index = std::strtoul(name.c_str() + std::strlen(kCgroupPrefix), nullptr, 10);
-    if (index >= kIdRangeCount) continue;
+    auto index = sandbox_index(name);
+    if (!index) continue;  // not one of ours
     // A service sandbox (its agent socket directory exists) belongs to whoever runs service
     // sandboxes (airlockd), even while that owner is down and its range lock is free: the owner
     // reconciles it on start. Only one-shot leftovers are ours to collect.
     struct stat st;
     if (::stat((config_.run_dir + "/sandboxes/" + name).c_str(), &st) == 0) continue;
     // Holding the range's lock proves its owner is gone: a live run never lets go of it.
-    auto range = ids_.try_acquire(static_cast<uint32_t>(index));
+    auto range = ids_.try_acquire(*index);
     if (!range.ok()) continue;
     if (auto cgroup = Cgroup::open_existing(roots_, name); cgroup.ok()) (void)cgroup->destroy();
   }

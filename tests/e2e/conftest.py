@@ -24,7 +24,7 @@ from openapi_validate import ContractChecker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("AIRLOCK_BUILD_DIR", ROOT / "build"))
-LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(r"listening on https?://127\.0\.0\.1:(\d+)")  # https: --tls-cert
 _UNSET = object()
 
 

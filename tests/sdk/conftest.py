@@ -76,7 +76,8 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise
+            raise AssertionError(f"airlockd did not exit within {timeout} s of signal {sig}; its log ends with:\n"
+                                 f"{self.log()[-6000:]}") from None
 
     def kill(self):
         return self.stop(signal.SIGKILL)

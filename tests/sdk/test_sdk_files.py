@@ -98,8 +98,13 @@ def test_write_options_and_relative_paths(new_sandbox):
     assert sb.files.write("/root/proj/other", "x", mode="0600").mode == "0600"
     with pytest.raises(errors.PathNotFoundError):
         sb.files.write("/root/proj/missing/dir/f", "x", make_parents=False)
-    owned = sb.files.write("/tmp/owned", "x", user="1000")
-    assert owned.uid == 1000
+
+
+def test_write_as_another_user(sandbox):
+    owned = sandbox.files.write("/tmp/owned/f", "x", user="1000")
+    assert owned.uid == 1000 and owned.gid == 1000
+    assert sandbox.files.get_info("/tmp/owned").uid == 1000  # created parents too
+    assert sandbox.commands.run("echo more >> /tmp/owned/f", user="1000").exit_code == 0
 
 
 def test_write_files(sandbox):

@@ -199,3 +199,37 @@ def test_streamed_command_is_listed_while_it_runs(sandbox):
     finally:
         t.join(30)
     assert seen and seen[0].exit_code == 0
+
+
+def test_wait_collects_all_output_while_following(sandbox):
+    handle = sandbox.commands.start("head -c 3000000 /dev/urandom | base64 -w 100; echo end >&2",
+                                    output_buffer_bytes=16 * 1024 * 1024)
+    result = handle.wait(timeout=60)
+    assert result.exit_code == 0 and len(result.stdout) == 4_040_000 and result.stderr == "end\n"
+    assert not result.stdout_truncated and result.stdout_bytes == 4_040_000
+
+
+def test_output_dropped_from_the_ring_buffer_is_reported(sandbox):
+    handle = sandbox.commands.start("seq 1 100000", output_buffer_bytes=4096)
+    wait_until(lambda: not sandbox.commands.get(handle.pid).is_running, message="seq to finish")
+    assert sandbox.commands.get(handle.pid).output.start_offset > 0
+    result = handle.wait(timeout=30)  # replays from offset 0: most of it is gone
+    assert result.stdout_truncated and result.stdout.endswith("99999\n100000\n")
+    assert 0 < len(result.stdout) <= 4096
+
+
+def test_large_stdin_is_streamed(sandbox):
+    import hashlib
+    import io
+
+    data = os_random(3 * 1024 * 1024)
+    handle = sandbox.commands.run("sha256sum", background=True)
+    handle.send_stdin(io.BytesIO(data))  # raw application/octet-stream, streamed
+    handle.send_stdin("x" * 400_000, close=True)  # a large str goes raw too
+    result = handle.wait(timeout=60)
+    assert result.stdout.split()[0] == hashlib.sha256(data + b"x" * 400_000).hexdigest()
+
+
+def os_random(n):
+    import os
+    return os.urandom(n)

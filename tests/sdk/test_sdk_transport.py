@@ -357,6 +357,8 @@ def test_stream_cut_before_exit_is_a_connection_error(serve):
 
 
 def test_process_output_base64_with_utf8_split_across_events(serve):
+    """wait() follows the output to the exit event; when that stream breaks it long-polls /wait and then
+    reads the ring buffer."""
     text = "ünïcode ✓ output\n".encode()
     pieces = [text[:2], text[2:3], text[3:11], text[11:]]  # splits inside multi-byte characters
     exited = dict(PROCESS, state="exited", exit_code=0, reason="exited", ended_at="2026-11-21T10:00:03.000Z",
@@ -369,7 +371,11 @@ def test_process_output_base64_with_utf8_split_across_events(serve):
             assert "timeout=" in req.query
             conn.sendall(response(200, exited))
         elif req.path.endswith("/processes/7/output"):
-            assert "encoding=base64" in req.query and "follow=false" in req.query and "offset=0" in req.query
+            assert "encoding=base64" in req.query and "offset=0" in req.query
+            if "follow=true" in req.query and state["cut"]:
+                state["cut"] = False
+                conn.sendall(chunked_head())  # the followed stream breaks at once (a daemon restart, say)
+                return False
             conn.sendall(chunked_head())
             offset = 0
             for p in pieces:
@@ -385,10 +391,18 @@ def test_process_output_base64_with_utf8_split_across_events(serve):
             conn.sendall(response(404, {"error": {"code": "route_not_found", "message": req.path}}))
         return True
 
-    server = serve(handler)
-    handle = airlock.Sandbox(SID, api_url=server.url, api_key="k").commands.connect(7, offset=0)
-    result = handle.wait()
-    assert result.stdout == text.decode() and result.exit_code == 0 and result.stdout_bytes == len(text)
+    for cut in (False, True):
+        state = {"cut": cut}
+        server = serve(handler)
+        handle = airlock.Sandbox(SID, api_url=server.url, api_key="k").commands.connect(7, offset=0)
+        result = handle.wait()
+        assert result.stdout == text.decode() and result.exit_code == 0 and result.stdout_bytes == len(text)
+        assert not result.stdout_truncated
+        paths = [(r.path.rsplit("/", 1)[-1], "follow=true" in r.query) for r in server.requests]
+        if cut:  # followed, broke, then long-polled /wait and read what the buffer holds
+            assert paths == [("7", False), ("output", True), ("wait", False), ("output", False)]
+        else:
+            assert paths == [("7", False), ("output", True)]
 
 
 def _ws_read_frame(reader):
@@ -516,3 +530,66 @@ def test_file_write_is_retried_from_the_start_of_its_body(serve):
         f.seek(0)
         entry = airlock.Sandbox(SID, api_url=server.url, api_key="k").files.write("/root/f", f)
     assert entry.size == 10 and [r.body for r in server.requests] == [b"0123456789", b"0123456789"]
+
+
+def test_watch_stop_unblocks_a_quiet_stream(serve):
+    """A followed stream (close-delimited, no events for a long time) must end promptly on stop(), and it
+    must not time out by itself while quiet."""
+    release = threading.Event()
+
+    def handler(req, conn, reader):
+        assert req.path == f"/v1/sandboxes/{SID}/files/watch" and "recursive=true" in req.query
+        conn.sendall(chunked_head() + chunk(b'{"type":"ready","path":"/root"}\n'))
+        time.sleep(0.2)
+        conn.sendall(chunk(b'{"type":"create","path":"/root/a","is_dir":false,'
+                           b'"timestamp":"2026-11-21T10:00:03.120Z"}\n'))
+        release.wait(10)  # then silence
+        return False
+
+    server = serve(handler)
+    sb = airlock.Sandbox(SID, api_url=server.url, api_key="k", request_timeout=0.5)
+    ended = []
+    handle = sb.files.watch_dir("/root", recursive=True, on_exit=ended.append)
+    event = handle.get_event(timeout=5)
+    assert event is not None and event.type == "create" and event.path == "/root/a" and event.name == "a"
+    time.sleep(1.0)  # longer than request_timeout: a watch waits for events for ever
+    assert handle.running and ended == []
+    t0 = time.monotonic()
+    handle.stop()
+    assert time.monotonic() - t0 < 2 and not handle.running and ended == [None]
+    release.set()
+
+
+def test_disconnect_stops_following_output(serve):
+    release = threading.Event()
+
+    def handler(req, conn, reader):
+        if req.path.endswith("/processes"):
+            conn.sendall(response(201, PROCESS))
+            return True
+        assert req.path.endswith("/processes/7/output") and "follow=true" in req.query
+        conn.sendall(chunked_head())
+        offset = 0
+        while not release.is_set():
+            try:
+                conn.sendall(chunk(json.dumps({"type": "stdout", "offset": offset, "encoding": "base64",
+                                               "data": base64.b64encode(b"tick\n").decode()}).encode() + b"\n"))
+            except OSError:
+                return False
+            offset += 5
+            time.sleep(0.02)
+        return False
+
+    server = serve(handler)
+    seen = []
+    handle = airlock.Sandbox(SID, api_url=server.url, api_key="k").commands.run("x", background=True,
+                                                                                 on_stdout=seen.append)
+    assert server.requests[0].json()["open_stdin"] is True
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handle.disconnect()
+    count = len(seen)
+    time.sleep(0.3)
+    assert seen and len(seen) == count
+    release.set()

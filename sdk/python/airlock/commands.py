@@ -164,6 +164,8 @@ def _result_from(exit_event: Optional[Mapping[str, Any]], info: Optional[Process
         cpu_time_ms=float(ev.get("cpu_time_ms") or 0.0),
         stdout_bytes=collector.byte_counts["stdout"],
         stderr_bytes=collector.byte_counts["stderr"],
+        stdout_truncated=collector.lost_bytes > 0,  # a gap does not say which stream lost bytes
+        stderr_truncated=collector.lost_bytes > 0,
         raw=dict(ev) if ev else (dict(info.raw) if info else {}),
     )
 
@@ -199,7 +201,7 @@ class CommandHandle:
         self._stream: Optional["StreamResponse"] = None
         self._thread: Optional[threading.Thread] = None
         self._thread_error: Optional[BaseException] = None
-        self._iterating = False
+        self._disconnected = False
         if on_stdout is not None or on_stderr is not None:
             self._start_follower()
 
@@ -245,7 +247,8 @@ class CommandHandle:
             stream = self._open_output(follow=True)
             self._stream = stream
             for _ in self._consume(stream):
-                pass
+                if self._disconnected:
+                    break
         except BaseException as e:  # noqa: BLE001 - reported by wait()
             if not (self._stream is not None and self._stream.aborted):
                 self._thread_error = e
@@ -261,25 +264,26 @@ class CommandHandle:
             raise RuntimeError("this handle already follows the output with callbacks; use wait()")
         if self._collector.exit_event is not None:
             return
-        self._iterating = True
-        try:
-            stream = self._open_output(follow=True)
-            self._stream = stream
-            yield from self._consume(stream)
-            if self._collector.exit_event is None and not stream.aborted:
-                raise errors.APIConnectionError(f"the output stream of process {self.pid} ended before its exit",
-                                                code="connection_error")
-        finally:
-            self._iterating = False
+        stream = self._open_output(follow=True)
+        self._stream = stream
+        yield from self._consume(stream)
+        if self._collector.exit_event is None and not stream.aborted:
+            raise errors.APIConnectionError(f"the output stream of process {self.pid} ended before its exit",
+                                            code="connection_error")
 
     def disconnect(self) -> None:
         """Stops following the output (callbacks stop); the process keeps running. Reconnect with
-        ``sandbox.commands.connect(pid)``."""
+        ``sandbox.commands.connect(pid)``; ``wait()`` still works (it polls)."""
+        self._disconnected = True
+        self._collector.on_stdout = self._collector.on_stderr = None
         stream = self._stream
         if stream is not None:
             stream.abort()
-        if self._thread is not None:
-            self._thread.join(5)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+            if not thread.is_alive():
+                self._thread = None
 
     # -- state ------------------------------------------------------------------------------------
     def refresh(self) -> ProcessInfo:
@@ -293,10 +297,14 @@ class CommandHandle:
     def wait(self, timeout: Optional[float] = None, *, on_stdout: Optional[OutputCallback] = None,
              on_stderr: Optional[OutputCallback] = None) -> CommandResult:
         """Waits until the process exits and returns its result (a non-zero exit is a result; call
-        ``result.check()`` to raise). ``timeout`` bounds the wait on this side (then
-        :class:`~airlock.errors.TimeoutError`, code ``wait_timeout``, and the process keeps running).
-        A process killed at its own ``timeout`` raises :class:`~airlock.errors.TimeoutError` (code
-        ``command_timeout``) with the result in ``.result``."""
+        ``result.check()`` to raise). The result's ``stdout``/``stderr`` hold the output this handle
+        received: all of it when it followed the process from its start (``*_truncated`` is True when
+        the daemon's ring buffer dropped some before it was read).
+
+        ``timeout`` bounds the wait on this side (then :class:`~airlock.errors.TimeoutError`, code
+        ``wait_timeout``, and the process keeps running; wait again to go on). A process killed at its
+        own ``timeout`` raises :class:`~airlock.errors.TimeoutError` (code ``command_timeout``) with the
+        result in ``.result``."""
         if self._result is not None:
             return _raise_on_timeout(self._result)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -304,28 +312,29 @@ class CommandHandle:
             self._collector.on_stdout = on_stdout
         if on_stderr is not None:
             self._collector.on_stderr = on_stderr
-        if self._thread is None and (on_stdout is not None or on_stderr is not None):
-            self._start_follower()
-
-        if self._thread is not None:
+        info: Optional[ProcessInfo] = None
+        if self._collector.exit_event is None and not self._disconnected:
+            # Follow the output until the exit event (in a thread, so that the wait can time out).
+            if self._thread is None:
+                self._start_follower()
+            assert self._thread is not None
             self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if self._thread.is_alive():
                 raise errors.TimeoutError(f"process {self.pid} still runs after {timeout} s", code="wait_timeout")
-            if self._thread_error is not None:
-                raise self._thread_error
-            if self._collector.exit_event is None:  # disconnected: fall back to polling
-                self._thread = None
-                return self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            info = None
-        else:
+            error, self._thread_error = self._thread_error, None
+            self._thread = None
+            if error is not None and not isinstance(error, (errors.APIConnectionError, errors.TimeoutError)):
+                raise error
+            if self._collector.exit_event is None:
+                self._disconnected = True  # the stream broke (a daemon restart?): poll instead
+        if self._collector.exit_event is None:
             info = self._poll_until_exited(deadline, timeout)
             # Collect what the ring buffer still holds (from where this handle stands).
-            if self._collector.exit_event is None:
-                try:
-                    for _ in self._consume(self._open_output(follow=False)):
-                        pass
-                except errors.NotFoundError:
-                    pass  # the record may be gone already; the result comes from `info`
+            try:
+                for _ in self._consume(self._open_output(follow=False)):
+                    pass
+            except errors.NotFoundError:
+                pass  # the record may be gone already; the result comes from `info`
         self._result = _result_from(self._collector.exit_event, info, self._collector)
         return _raise_on_timeout(self._result)
 
@@ -412,8 +421,9 @@ class Commands:
             user: user name or ``UID[:GID]`` inside the sandbox (default root).
             timeout: seconds after which the command's process group is killed. Default: 60 s for a
                 foreground command (the API's default), none for a background one.
-            stdin: data written to the command's stdin (str or bytes); then stdin is closed unless
-                ``open_stdin``.
+            stdin: data written to the command's stdin (str or bytes, up to 1 MiB); then stdin is
+                closed unless ``open_stdin``. Larger input: start it in the background and stream it
+                with ``handle.send_stdin(file_object)``.
             on_stdout, on_stderr: called with output text as it arrives (uses the streaming endpoint;
                 for background commands, a thread follows the output).
             open_stdin: keep stdin open for :meth:`send_stdin` (default: True for background commands).
@@ -523,6 +533,8 @@ class Commands:
     def send_stdin(self, pid: int, data: Union[StdinData, Any], *, close: bool = False) -> None:
         """Writes to a process's stdin: str or bytes (JSON), or a binary file object (streamed raw)."""
         path = self._path(f"/processes/{int(pid)}/stdin")
+        if isinstance(data, str) and len(data) > 256 * 1024:
+            data = data.encode("utf-8")  # the JSON form is limited to 1 MiB: stream it raw instead
         if is_file_like(data) or (isinstance(data, (bytes, bytearray, memoryview)) and len(data) > 512 * 1024):
             self._http.request("POST", path, body=data if is_file_like(data) else bytes(data),
                                headers={"Content-Type": "application/octet-stream"}, idempotent=False)

@@ -358,9 +358,7 @@ class Files:
                     raise errors.error_from_detail(detail)
             else:
                 raise errors.APIConnectionError("the watch stream ended before it was ready", code="connection_error")
-            sock = stream._conn.sock
-            if sock is not None:
-                sock.settimeout(None)  # events may be rare; keepalives come every 15 s
+            stream.set_timeout(None)  # events may be rare: wait for them for ever
         except BaseException:
             stream.close()
             raise
