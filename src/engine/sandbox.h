@@ -115,6 +115,11 @@ class Engine {
   EngineConfig config_;
   CgroupRoots roots_;
   IdRangeAllocator ids_;
+  // Where the next allocation starts looking: after the last range taken, so a long-lived owner
+  // (airlockd) does not re-probe every busy lock on each create. Starts at pid % count, so that
+  // concurrent one-shot CLIs spread out.
+  uint32_t next_hint_ = 0;
+  bool hint_set_ = false;
   Status destroy_detached_with(const std::string& name, pid_t init_pid, IdRange ids);
   UniqueFd init_fd_;
 };
