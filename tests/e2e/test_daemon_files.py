@@ -215,3 +215,14 @@ def test_watch_reports_create_write_remove(daemon, box):
 def test_watch_of_missing_dir_is_404(box):
     client, sid = box
     assert client.get(url(sid, "watch", path="/root/none")).status == 404
+
+
+def test_read_follows_symlinks_and_streams_unsized_files(box):
+    write(box, "/root/target.txt", b"data\n" * 1000)
+    sh(box, "ln -sf /root/target.txt /root/link.txt")
+    r = read(box, "/root/link.txt")
+    assert r.status == 200 and r.body == b"data\n" * 1000
+    # /proc files report size 0 but have content
+    r = read(box, "/proc/self/status")
+    assert r.status == 200 and b"Name:" in r.body
+    assert read(box, "/root/link.txt", headers={"Range": "bytes=0-1"}).status == 400

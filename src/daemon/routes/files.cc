@@ -3,6 +3,7 @@
 // the daemon only ever sees bytes and clean relative names back.
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "daemon/base64.h"
@@ -192,7 +193,9 @@ ApiResult<HttpResponse> read_file(Deps& d, const RequestContext& ctx) {
   API_TRY(auto path, path_query(ctx, t));
   API_TRY(auto info, stat(*t.conn, path));
   if (!info) return file_error(ENOENT, path, "");
-  // stat describes a symlink itself; the read follows it, so ask again about what it points to.
+  // stat describes a symlink itself; the read follows it. Its target's size is unknown here, and
+  // so is that of /proc-like files that report 0: both are streamed to their end, unranged.
+  bool unsized = info->kind == 3 || (info->kind == 1 && info->size == 0);
   if (info->kind == 3) {
     auto probe = request(proto::Type::kFileRead);
     probe.file_read = {proto::to_str(path), 0, 1};
@@ -202,6 +205,15 @@ ApiResult<HttpResponse> read_file(Deps& d, const RequestContext& ctx) {
     return file_error(EISDIR, path, "");
   } else if (info->kind != 1) {
     return api_error(ErrorCode::kNotARegularFile, path.substr(0, 512) + " is not a regular file");
+  }
+  if (unsized) {
+    if (range) return api_error(ErrorCode::kInvalidParameter, "Range is not supported for this file (its size is unknown)").with_field("Range");
+    HttpResponse response;
+    response.content_type = "application/octet-stream";
+    response.stream = std::make_shared<FileReadSource>(
+        t.conn, path, static_cast<uint64_t>(offset_q.value_or(0)),
+        length_q ? static_cast<uint64_t>(*length_q) : std::numeric_limits<uint64_t>::max());
+    return response;
   }
   uint64_t size = info->size;
   uint64_t start = offset_q.value_or(0), length = 0;
@@ -263,8 +275,7 @@ ApiResult<HttpResponse> read_file(Deps& d, const RequestContext& ctx) {
     }
     return response;
   }
-  // Streamed (chunked). /proc files report size 0 and are read whole above... and empty: so
-  // read them as a stream of unknown length instead.
+  // Streamed (chunked), read as the client takes it.
   response.stream = std::make_shared<FileReadSource>(t.conn, path, start, length);
   return response;
 }
