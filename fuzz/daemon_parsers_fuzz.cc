@@ -18,7 +18,12 @@
 //   - json_nesting_exceeds agrees with the real nesting depth of any document nlohmann accepts;
 //   - JsonFields: reading a few fields either succeeds or gives 400 invalid_field with a field;
 //   - bearer_token: the token is non-empty, has no blank, and is a substring of the value;
-//   - Router::match: a Found route's method is the asked one; MethodNotAllowed lists sorted methods.
+//   - Router::match: a Found route's method is the asked one; MethodNotAllowed lists sorted methods;
+//   - parse_run_command (run, stream and start bodies): fails only with 400 invalid_field (naming a
+//     field) or 422 unknown_user; an accepted command has a non-empty argv[0], a pty of 1-1000 and a
+//     ring of 4 KiB-16 MiB;
+//   - take_complete_utf8: what it returns plus what it holds back is the input, and it holds back
+//     at most 3 bytes.
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +43,8 @@
 #include "daemon/key_store.h"
 #include "daemon/query.h"
 #include "daemon/router.h"
+#include "daemon/process_stream.h"
+#include "daemon/sandbox_request.h"
 #include "daemon/url.h"
 
 namespace {
@@ -172,6 +179,35 @@ void fuzz_json(std::string_view s) {
   }
 }
 
+void fuzz_commands(std::string_view s) {
+  auto body = nlohmann::json::parse(s, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return;
+  for (auto kind : {CommandBody::kRun, CommandBody::kStream, CommandBody::kStart}) {
+    auto r = parse_run_command(body, kind);
+    if (!r.ok()) {
+      ErrorCode code = r.error().code;
+      require(code == ErrorCode::kInvalidField || code == ErrorCode::kUnknownUser, "command: unexpected error code");
+      if (code == ErrorCode::kInvalidField) require(!r.error().field.empty(), "command: invalid_field without field");
+      continue;
+    }
+    const RunCommandRequest& c = r.value();
+    require(!c.argv.empty() && !c.argv[0].empty(), "command: empty argv accepted");
+    if (c.pty) {
+      require(c.pty->first >= 1 && c.pty->first <= 1000 && c.pty->second >= 1 && c.pty->second <= 1000, "bad pty");
+    }
+    require(c.output_buffer_bytes >= 4096 && c.output_buffer_bytes <= (16u << 20), "bad ring size");
+  }
+}
+
+void fuzz_utf8(std::string_view s) {
+  size_t cut = s.empty() ? 0 : static_cast<unsigned char>(s[0]) % (s.size() + 1);
+  std::string held;
+  std::string first = take_complete_utf8(held, s.substr(0, cut));
+  require(held.size() <= 3, "utf8: held back more than 3 bytes");
+  std::string second = take_complete_utf8(held, s.substr(cut));
+  require(first + second + held == std::string(s), "utf8: bytes lost or reordered");
+}
+
 void fuzz_auth(std::string_view s) {
   if (auto t = bearer_token(s)) {
     require(!t->empty() && t->find_first_of(" \t") == std::string_view::npos, "token with blanks");
@@ -216,6 +252,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz_json(s);
     fuzz_auth(s);
     fuzz_router(s);
+    fuzz_commands(s);
+    fuzz_utf8(s);
   } catch (const std::exception& e) {
     fprintf(stderr, "daemon parsers fuzz: exception: %s\n", e.what());
     abort();
