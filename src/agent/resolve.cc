@@ -41,7 +41,7 @@ long open_parent(HostPath& path, const char** name) {
 
 long stat_at(int dirfd, const char* name, struct statx& st) {
   int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT | (*name ? 0 : AT_EMPTY_PATH);
-  return sys::statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_INO, &st);
+  return sys::statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_INO | STATX_UID | STATX_GID, &st);
 }
 
 proto::FileInfo file_info(const struct statx& st) {
@@ -53,6 +53,8 @@ proto::FileInfo file_info(const struct statx& st) {
     default: info.kind = proto::kKindOther; break;
   }
   info.mode = st.stx_mode & proto::kMaxMode;
+  info.uid = st.stx_uid;
+  info.gid = st.stx_gid;
   info.size = st.stx_size <= proto::kMaxOffset ? st.stx_size : proto::kMaxOffset;
   // Seconds beyond +-292 years from 1970 would overflow: clamp (a hostile mtime must not wrap).
   constexpr int64_t kLimit = 9'000'000'000;

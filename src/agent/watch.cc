@@ -112,8 +112,8 @@ void WatchService::scan(Outbox& out, Watch& w, int node, int dir_fd, bool report
         return;
       }
       --budget;
-      if (report) emit(out, w, proto::kWatchCreated, node, e.name, e.name_len);
       bool is_dir = e.type == kDtDir;
+      if (report) emit(out, w, proto::kWatchCreated, node, e.name, e.name_len, is_dir);
       if (e.type == kDtUnknown) {
         struct statx st;
         is_dir = stat_at(dir_fd, e.name, st) == 0 && (st.stx_mode & kTypeMask) == kTypeDir;
@@ -192,7 +192,7 @@ unsigned WatchService::node_path(int node, const char* name, unsigned name_len, 
   return len;
 }
 
-void WatchService::emit(Outbox& out, Watch& w, uint32_t kind, int node, const char* name, unsigned name_len) {
+void WatchService::emit(Outbox& out, Watch& w, uint32_t kind, int node, const char* name, unsigned name_len, bool dir) {
   unsigned len = room_for_event(out) ? node_path(node, name, name_len, g_path) : 0;
   if (!len) {  // no room (the host is slow) or no valid path: lost, and the host must know
     w.overflow = true;
@@ -200,6 +200,7 @@ void WatchService::emit(Outbox& out, Watch& w, uint32_t kind, int node, const ch
   }
   Message m{};
   m.type = Type::kWatchEvent;
+  m.flags = dir ? proto::kFlagDir : 0;
   m.id = w.id;
   m.watch_event = {kind, {g_path, len}};
   if (!out.queue(m)) w.overflow = true;
@@ -225,16 +226,16 @@ void WatchService::handle_event(Outbox& out, Watch& w, int wd, uint32_t mask, co
   if (name_len == 0) return;  // about the directory itself (its attributes): not an entry
   bool dir = mask & IN_ISDIR;
   if (mask & (IN_CREATE | IN_MOVED_TO)) {
-    emit(out, w, proto::kWatchCreated, node, name, name_len);
+    emit(out, w, proto::kWatchCreated, node, name, name_len, dir);
     if (dir && w.recursive) add_subtree(out, w, node, name, name_len);
   } else if (mask & (IN_DELETE | IN_MOVED_FROM)) {
     if (dir) {
       int child = find_child(w, node, name, name_len);
       if (child >= 0) drop_node(w, child);
     }
-    emit(out, w, proto::kWatchRemoved, node, name, name_len);
+    emit(out, w, proto::kWatchRemoved, node, name, name_len, dir);
   } else if (mask & (IN_MODIFY | IN_ATTRIB)) {
-    emit(out, w, proto::kWatchModified, node, name, name_len);
+    emit(out, w, proto::kWatchModified, node, name, name_len, dir);
   }
 }
 

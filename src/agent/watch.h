@@ -71,7 +71,7 @@ class WatchService {
   void scan(Outbox& out, Watch& w, int node, int dir_fd, bool report, unsigned& budget);
   void add_subtree(Outbox& out, Watch& w, int parent, const char* name, unsigned name_len);
   unsigned node_path(int node, const char* name, unsigned name_len, char* buf) const;
-  void emit(Outbox& out, Watch& w, uint32_t kind, int node, const char* name, unsigned name_len);
+  void emit(Outbox& out, Watch& w, uint32_t kind, int node, const char* name, unsigned name_len, bool dir = false);
   void handle_event(Outbox& out, Watch& w, int wd, uint32_t mask, const char* name, unsigned name_len);
   void send_overflow(Outbox& out, Watch& w);
   void end(Watch& w);

@@ -33,13 +33,14 @@ class FileCallSink final : public AgentSink {
         return finish();
       case proto::Type::kFileInfo:
         if (request_ != proto::Type::kFileStat) return Verdict::kViolation;
-        reply_.info = FileInfo{m.file_info.kind, m.file_info.mode, m.file_info.size, m.file_info.mtime_ns};
+        reply_.info = FileInfo{m.file_info.kind, m.file_info.mode, m.file_info.size, m.file_info.mtime_ns, m.file_info.uid,
+                              m.file_info.gid};
         return finish();
       case proto::Type::kFileEntry:
         if (request_ != proto::Type::kFileList) return Verdict::kViolation;
         if (reply_.entries.size() >= max_entries_) return Verdict::kMore;  // counted, not kept
         reply_.entries.push_back({{m.file_entry.info.kind, m.file_entry.info.mode, m.file_entry.info.size,
-                                   m.file_entry.info.mtime_ns},
+                                   m.file_entry.info.mtime_ns, m.file_entry.info.uid, m.file_entry.info.gid},
                                   std::string(proto::to_string_view(m.file_entry.path))});
         return Verdict::kMore;
       case proto::Type::kFileData:
@@ -152,8 +153,8 @@ nlohmann::json entry_json(const std::string& path, const FileInfo& info) {
           {"type", entry_type(info.kind)},
           {"size", info.size},
           {"mode", mode},
-          {"uid", 0},
-          {"gid", 0},
+          {"uid", std::min<uint32_t>(info.uid, 65535)},  // 65534 (overflow) for ids not mapped in the sandbox
+          {"gid", std::min<uint32_t>(info.gid, 65535)},
           {"modified_at", format_timestamp(info.mtime_ns / 1000000)},
           {"symlink_target", nullptr}};
 }

@@ -21,6 +21,7 @@ struct FileInfo {
   uint32_t mode = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  uint32_t uid = 0, gid = 0;  // inside the sandbox
 };
 
 struct FileEntryInfo {

@@ -322,17 +322,21 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // descriptor for long. A failure (plain HTTP to this port, a client that does not trust the
   // certificate, a scanner) concerns that client only: debug log, close.
   void handshake() {
+    std::string peer;  // taken now: a timeout closes the socket before the handler runs
+    if (server_.log.enabled(LogLevel::kDebug)) {
+      error_code ignored;
+      auto endpoint = lowest().socket().remote_endpoint(ignored);
+      peer = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+    }
     lowest().expires_after(server_.options.header_timeout);
-    stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
-      if (!ec) return self->read_header();
-      if (self->server_.log.enabled(LogLevel::kDebug)) {
-        error_code ignored;
-        auto peer = self->lowest().socket().remote_endpoint(ignored);
-        self->server_.log.debug("tls handshake with " + peer.address().to_string() + ":" +
-                                std::to_string(peer.port()) + ": " + ec.message());
-      }
-      self->close();
-    });
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = this->shared_from_this(), peer = std::move(peer)](error_code ec) {
+                              if (!ec) return self->read_header();
+                              if (ec != asio::error::operation_aborted) {  // not our own close at shutdown
+                                self->server_.log.debug("tls handshake with " + peer + ": " + ec.message());
+                              }
+                              self->close();
+                            });
   }
 
   // Sends close_notify (so the client can tell the end from a truncation) and waits a little for the

@@ -86,6 +86,7 @@ constexpr Direction direction_of(Type t) {
 // read); kFlagGroup on Signal (signal the process's whole process group, not just the process).
 inline constexpr uint32_t kFlagEnd = 1;
 inline constexpr uint32_t kFlagGroup = 1;
+inline constexpr uint32_t kFlagDir = 1;  // on WatchEvent: the entry is a directory
 
 // Option bits, capability bits and enumerated field values.
 inline constexpr uint32_t kExecTty = 1;
@@ -208,7 +209,7 @@ struct Output { uint32_t stream; Bytes data; };
 struct Exited { int32_t code; uint32_t signal, reason; };  // code 0..255 and no signal, or -1 and signal
 struct ExecFailed { uint32_t errnum; };
 struct FileData { uint64_t offset; Bytes data; };
-struct FileInfo { uint32_t kind, mode; uint64_t size; int64_t mtime_ns; };
+struct FileInfo { uint32_t kind, mode; uint64_t size; int64_t mtime_ns; uint32_t uid, gid; };  // ids inside the sandbox
 struct FileEntry { FileInfo info; Str path; };  // path relative to the listed directory
 struct Done { uint64_t value; };
 struct WatchEvent { uint32_t kind; Str path; };  // path relative to the watched directory
@@ -356,7 +357,7 @@ class Writer {
 
 template <typename IO, typename F>
 bool info_fields(IO& io, F& f) {
-  return io.num(f.kind) && io.num(f.mode) && io.num(f.size) && io.num(f.mtime_ns);
+  return io.num(f.kind) && io.num(f.mode) && io.num(f.size) && io.num(f.mtime_ns) && io.num(f.uid) && io.num(f.gid);
 }
 
 // The payload layout of every type, once, for both reading and writing (M is Message or const
@@ -537,7 +538,10 @@ inline WireError parse_header(const uint8_t* buf, size_t len, Direction accept, 
   if (h.payload_size > kMaxPayload) return WireError::kTooLarge;
   if (!detail::known_type(buf[3])) return WireError::kUnknownType;
   if (direction_of(h.type) != accept) return WireError::kWrongDirection;
-  uint32_t allowed = h.type == Type::kFileData ? kFlagEnd : h.type == Type::kSignal ? kFlagGroup : 0;
+  uint32_t allowed = h.type == Type::kFileData     ? kFlagEnd
+                     : h.type == Type::kSignal     ? kFlagGroup
+                     : h.type == Type::kWatchEvent ? kFlagDir
+                                                   : 0;
   if (h.flags & ~allowed) return WireError::kBadFlags;
   if (h.id == 0 && h.type != Type::kError) return WireError::kBadId;
   out = h;

@@ -105,15 +105,70 @@ std::string parent_of(const std::string& path) {
   return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
 }
 
+// Who new files and directories belong to (`user`): root needs nothing; anyone else is set with
+// chown(1) run inside the sandbox (the agent protocol has no chown), on paths the daemon made.
+struct Owner {
+  SandboxManager* sandboxes = nullptr;  // null: root
+  std::string tenant, sandbox_id, ids;  // ids: "UID:GID"
+};
+
+ApiResult<Owner> owner_of(Deps& d, const RequestContext& ctx, std::optional<std::string> user, const std::string& field,
+                          bool query) {
+  if (!user || *user == "root") return Owner{};
+  auto ids = parse_user(*user);
+  if (!ids.ok()) {
+    ApiError e = ids.error();
+    if (query && e.code == ErrorCode::kInvalidField) e.code = ErrorCode::kInvalidParameter;
+    e.field = field;
+    return e;
+  }
+  if (ids->first == 0 && ids->second == 0) return Owner{};
+  return Owner{&d.sandboxes, ctx.principal.tenant, std::string(ctx.params.get("sandbox_id")),
+               std::to_string(ids->first) + ":" + std::to_string(ids->second)};
+}
+
+ApiResult<std::monostate> chown_paths(const Owner& owner, const std::vector<std::string>& paths) {
+  if (!owner.sandboxes || paths.empty()) return std::monostate{};
+  RunCommandRequest run;
+  run.argv = {"/bin/chown", "-h", owner.ids, "--"};
+  run.argv.insert(run.argv.end(), paths.begin(), paths.end());
+  run.cwd = "/";
+  run.timeout = std::chrono::seconds(30);
+  run.max_output_bytes = 4096;
+  API_TRY(auto done, owner.sandboxes->run(owner.tenant, owner.sandbox_id, run));
+  if (done.outcome.exit_code != 0) {
+    return api_error(ErrorCode::kFileError, "chown " + owner.ids + ": " + done.outcome.stderr_tail.substr(0, 300))
+        .with_details({{"errno", "EPERM"}});
+  }
+  return std::monostate{};
+}
+
+ApiResult<std::optional<FileInfo>> stat(AgentConnection& conn, const std::string& path);
+
+// Creates `dir` and its missing parents (mode 0755); returns the ones it made, outermost first.
+ApiResult<std::vector<std::string>> make_parents_of(AgentConnection& conn, const std::string& dir) {
+  std::vector<std::string> missing;
+  for (std::string p = dir; p != "/" && !p.empty(); p = parent_of(p)) {
+    API_TRY(auto st, stat(conn, p));
+    if (st) break;
+    missing.insert(missing.begin(), p);
+    if (missing.size() > 64) break;
+  }
+  if (missing.empty()) return missing;
+  auto mk = request(proto::Type::kFileMkdir);
+  mk.file_mkdir = {proto::to_str(dir), 0755, 1};
+  API_TRY(auto made, file_call(conn, mk));
+  if (made.errnum && made.errnum != EEXIST) return file_error(made.errnum, dir, made.message);
+  return missing;
+}
+
 // Writes `data` to `path` atomically: a temporary file beside it, then a rename over it.
 ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path, std::string_view data,
-                                 std::optional<uint32_t> mode, bool make_parents) {
+                                 std::optional<uint32_t> mode, bool make_parents, const Owner& owner = {}) {
   if (make_parents) {
-    auto mk = request(proto::Type::kFileMkdir);
-    std::string parent = parent_of(path);
-    mk.file_mkdir = {proto::to_str(parent), 0755, 1};
-    API_TRY(auto made, file_call(conn, mk));
-    if (made.errnum && made.errnum != EEXIST) return file_error(made.errnum, parent, made.message);
+    API_TRY(auto made, make_parents_of(conn, parent_of(path)));
+    API_TRY(auto owned, chown_paths(owner, made));
+    (void)owned;
   }
   API_TRY(auto existing, stat(conn, path));
   if (existing && existing->kind == 2) return file_error(EISDIR, path, "");
@@ -139,6 +194,10 @@ ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path,
     }
     offset += n;
   } while (offset < data.size());
+  if (auto owned = chown_paths(owner, {temp}); !owned.ok()) {
+    cleanup();
+    return owned.error();
+  }
   auto mv = request(proto::Type::kFileRename);
   mv.file_rename = {proto::to_str(temp), proto::to_str(path), 0};
   auto moved = file_call(conn, mv);
@@ -285,13 +344,11 @@ ApiResult<HttpResponse> write_file(Deps& d, const RequestContext& ctx) {
   API_TRY(auto make_parents, ctx.query.boolean("make_parents"));
   auto mode_text = ctx.query.get("mode");
   API_TRY(auto mode, mode_value(mode_text ? std::optional<std::string>(std::string(*mode_text)) : std::nullopt, "mode", true));
-  if (auto user = ctx.query.get("user"); user && *user != "root" && *user != "0" && *user != "0:0") {
-    return api_error(ErrorCode::kInvalidParameter, "user: files are written as root (other owners are not supported yet)")
-        .with_field("user");
-  }
+  auto user = ctx.query.get("user");
+  API_TRY(auto owner, owner_of(d, ctx, user ? std::optional<std::string>(std::string(*user)) : std::nullopt, "user", true));
   API_TRY(auto t, target(d, ctx));
   API_TRY(auto path, path_query(ctx, t));
-  API_TRY(auto info, write_atomic(*t.conn, path, ctx.request.body, mode, make_parents.value_or(true)));
+  API_TRY(auto info, write_atomic(*t.conn, path, ctx.request.body, mode, make_parents.value_or(true), owner));
   return json_response(200, entry_json(path, info));
 }
 
@@ -309,6 +366,12 @@ ApiResult<HttpResponse> write_many(Deps& d, const RequestContext& ctx) {
     if (!body["make_parents"].is_boolean()) return bad_field("make_parents", "must be a boolean");
     make_parents = body["make_parents"].get<bool>();
   }
+  std::optional<std::string> user;
+  if (body.contains("user")) {
+    if (!body["user"].is_string()) return bad_field("user", "must be a user name or UID[:GID]");
+    user = body["user"].get<std::string>();
+  }
+  API_TRY(auto owner, owner_of(d, ctx, user, "user", false));
   API_TRY(auto t, target(d, ctx));
   struct Item {
     std::string path, data;
@@ -347,7 +410,7 @@ ApiResult<HttpResponse> write_many(Deps& d, const RequestContext& ctx) {
   }
   nlohmann::json written = nlohmann::json::array();
   for (const auto& item : items) {
-    auto info = write_atomic(*t.conn, item.path, item.data, item.mode, make_parents);
+    auto info = write_atomic(*t.conn, item.path, item.data, item.mode, make_parents, owner);
     if (!info.ok()) {
       ApiError e = info.error();
       e.details["written"] = written.size();
@@ -380,6 +443,24 @@ ApiResult<HttpResponse> list_files(Deps& d, const RequestContext& ctx) {
   return json_response(200, {{"entries", std::move(out)}, {"truncated", truncated}});
 }
 
+// A symlink's text (or, with `canonical`, the absolute path it leads to), read by readlink(1)
+// inside the sandbox: the agent protocol has no readlink.
+std::optional<std::string> link_text(Deps& d, const RequestContext& ctx, const std::string& path, bool canonical) {
+  RunCommandRequest run;
+  run.argv = {"/bin/readlink"};
+  if (canonical) run.argv.push_back("-e");
+  run.argv.push_back("--");
+  run.argv.push_back(path);
+  run.cwd = "/";
+  run.timeout = std::chrono::seconds(10);
+  run.max_output_bytes = 8192;
+  auto done = d.sandboxes.run(ctx.principal.tenant, ctx.params.get("sandbox_id"), run);
+  if (!done.ok() || done->outcome.exit_code != 0 || done->outcome.stdout_tail.empty()) return std::nullopt;
+  std::string text = done->outcome.stdout_tail;
+  if (text.back() == '\n') text.pop_back();
+  return text;
+}
+
 ApiResult<HttpResponse> stat_file(Deps& d, const RequestContext& ctx) {
   if (auto error = ctx.query.check_names({"path", "follow_symlinks"})) return *error;
   API_TRY(auto follow, ctx.query.boolean("follow_symlinks"));
@@ -387,15 +468,18 @@ ApiResult<HttpResponse> stat_file(Deps& d, const RequestContext& ctx) {
   API_TRY(auto path, path_query(ctx, t));
   API_TRY(auto info, stat(*t.conn, path));
   if (!info) return file_error(ENOENT, path, "");
-  if (follow.value_or(false) && info->kind == 3) {
-    // The agent's stat does not follow; list the parent is no help either: read one byte to learn
-    // whether the target exists, and report the link otherwise.
-    auto probe = request(proto::Type::kFileRead);
-    probe.file_read = {proto::to_str(path), 0, 1};
-    API_TRY(auto r, file_call(*t.conn, probe));
-    if (r.errnum == ENOENT) return file_error(ENOENT, path, "the link's target does not exist");
+  if (info->kind != 3) return json_response(200, entry_json(path, *info));
+  if (follow.value_or(false)) {
+    auto resolved = link_text(d, ctx, path, true);
+    if (!resolved || resolved->empty() || (*resolved)[0] != '/') return file_error(ENOENT, path, "the link's target does not exist");
+    API_TRY(auto target_info, stat(*t.conn, *resolved));
+    if (!target_info) return file_error(ENOENT, path, "the link's target does not exist");
+    nlohmann::json j = entry_json(path, *target_info);
+    return json_response(200, j);
   }
-  return json_response(200, entry_json(path, *info));
+  nlohmann::json j = entry_json(path, *info);
+  if (auto text = link_text(d, ctx, path, false)) j["symlink_target"] = *text;
+  return json_response(200, j);
 }
 
 ApiResult<HttpResponse> file_exists(Deps& d, const RequestContext& ctx) {
@@ -428,9 +512,12 @@ ApiResult<HttpResponse> make_dir(Deps& d, const RequestContext& ctx) {
     mode_text = body["mode"].get<std::string>();
   }
   API_TRY(auto mode, mode_value(mode_text, "mode", false));
-  if (body.contains("user") && body["user"] != "root" && body["user"] != "0") {
-    return bad_field("user", "directories are created as root (other owners are not supported yet)");
+  std::optional<std::string> user;
+  if (body.contains("user")) {
+    if (!body["user"].is_string()) return bad_field("user", "must be a user name or UID[:GID]");
+    user = body["user"].get<std::string>();
   }
+  API_TRY(auto owner, owner_of(d, ctx, user, "user", false));
   API_TRY(auto t, target(d, ctx));
   API_TRY(auto path, sandbox_path(body["path"].get<std::string>(), t.workdir, "path", false));
   API_TRY(auto existing, stat(*t.conn, path));
@@ -440,8 +527,19 @@ ApiResult<HttpResponse> make_dir(Deps& d, const RequestContext& ctx) {
   }
   auto m = request(proto::Type::kFileMkdir);
   m.file_mkdir = {proto::to_str(path), mode.value_or(0755), parents ? 1u : 0u};
+  std::vector<std::string> created;  // for `user`: what this call makes, outermost first
+  if (owner.sandboxes) {
+    for (std::string p = path; p != "/" && !p.empty() && created.size() <= 64; p = parent_of(p)) {
+      API_TRY(auto st, stat(*t.conn, p));
+      if (st) break;
+      created.insert(created.begin(), p);
+      if (!parents) break;
+    }
+  }
   API_TRY(auto done, simple(*t.conn, m, path));
   (void)done;
+  API_TRY(auto owned, chown_paths(owner, created));
+  (void)owned;
   API_TRY(auto info, stat(*t.conn, path));
   if (!info) return file_error(ENOENT, path, "");
   return json_response(201, entry_json(path, *info));
@@ -531,7 +629,7 @@ class WatchSource final : public BodySource, public AgentSink, public std::enabl
         std::string rel(proto::to_string_view(m.watch_event.path));
         std::string full = path_ == "/" ? "/" + rel : path_ + "/" + rel;
         const char* type = kind == 1 ? "create" : kind == 2 ? "write" : "remove";
-        queue_.push_back(format_event({{"type", type}, {"path", full}, {"is_dir", false},
+        queue_.push_back(format_event({{"type", type}, {"path", full}, {"is_dir", (m.flags & proto::kFlagDir) != 0},
                                        {"timestamp", format_timestamp(unix_millis_now())}},
                                       format_));
         if (kind == 3 && rel.empty()) ended_ = true;

@@ -601,10 +601,17 @@ std::vector<uint8_t> exited_frame(uint32_t id, int32_t code, uint32_t signal, ui
   return raw_frame(static_cast<uint8_t>(proto::Type::kExited), id, Payload().i32(code).u32(signal).u32(reason));
 }
 
+// A FileEntry as the codec writes it, then with `path` put in place of a placeholder of its
+// length (so the FileInfo fields stay whatever the codec says they are).
 std::vector<uint8_t> file_entry_frame(uint32_t id, std::string_view path) {
-  Payload p;
-  p.u32(proto::kKindFile).u32(0644).u64(3).u64(0).str(path);
-  return raw_frame(static_cast<uint8_t>(proto::Type::kFileEntry), id, p);
+  std::string placeholder(path.size(), 'p');
+  proto::Message m = message(proto::Type::kFileEntry, id);
+  m.file_entry.info.kind = proto::kKindFile;
+  m.file_entry.info.mode = 0644;
+  m.file_entry.path = proto::to_str(placeholder);
+  auto f = encoded(m);
+  std::copy(path.begin(), path.end(), f.end() - static_cast<long>(path.size()));
+  return f;
 }
 
 const HostileFrame kHostileFrames[] = {
@@ -658,9 +665,11 @@ const HostileFrame kHostileFrames[] = {
      "bad string"},
     {"file_entry_path_past_the_payload",
      [](uint32_t id, uint32_t) {
-       Payload p;
-       p.u32(proto::kKindFile).u32(0644).u64(3).u64(0).u32(1000).raw("short");
-       return raw_frame(static_cast<uint8_t>(proto::Type::kFileEntry), id, p);
+       auto f = file_entry_frame(id, "short");
+       size_t length_at = f.size() - 5 - 4;  // the path's u32 length, now 1000
+       f[length_at] = 1000 & 0xff;
+       f[length_at + 1] = 1000 >> 8;
+       return f;
      },
      "field runs past the payload"},
     {"watch_event_dotdot",
