@@ -356,6 +356,14 @@ TEST_F(AgentProtocolTest, RejectsUnknownTypeWrongDirectionFlagsAndId) {
   EXPECT_EQ(to_host(raw_frame(Type::kOutput, 1, RawPayload().u32(kStdout), kFlagEnd)), WireError::kBadFlags);
   EXPECT_EQ(to_host(raw_frame(Type::kFileData, 1, RawPayload().u64(0), 2)), WireError::kBadFlags);
   EXPECT_EQ(to_host(raw_frame(Type::kFileData, 1, RawPayload().u64(0), kFlagEnd)), WireError::kOk);
+  // kFlagGroup only on Signal, kFlagDir only on WatchEvent; no other bit anywhere.
+  EXPECT_EQ(to_agent(raw_frame(Type::kSignal, 1, RawPayload().u32(9), kFlagGroup)), WireError::kOk);
+  EXPECT_EQ(to_agent(raw_frame(Type::kSignal, 1, RawPayload().u32(9), 2)), WireError::kBadFlags);
+  EXPECT_EQ(to_agent(raw_frame(Type::kStdin, 1, RawPayload(), kFlagGroup)), WireError::kBadFlags);
+  EXPECT_EQ(to_host(raw_frame(Type::kWatchEvent, 1, RawPayload().u32(1).str("a"), kFlagDir)), WireError::kOk);
+  EXPECT_EQ(to_host(raw_frame(Type::kWatchEvent, 1, RawPayload().u32(1).str("a"), 4)), WireError::kBadFlags);
+  EXPECT_EQ(to_host(raw_frame(Type::kFileInfo, 1, RawPayload().u32(1).u32(0644).u64(0).u64(0).u32(0).u32(0), kFlagDir)),
+            WireError::kBadFlags);
 
   EXPECT_EQ(to_agent(raw_frame(Type::kSignal, 0, RawPayload().u32(9))), WireError::kBadId);
   EXPECT_EQ(to_host(raw_frame(Type::kError, 0, RawPayload().u32(5).str("eio"))), WireError::kOk);
@@ -408,7 +416,7 @@ TEST_F(AgentProtocolTest, RejectsBadStrings) {
 
 TEST_F(AgentProtocolTest, RejectsPathsFromTheAgentThatEscapeTheirDirectory) {
   auto entry = [](std::string_view path) {
-    return host(Type::kFileEntry, RawPayload().u32(kKindFile).u32(0644).u64(1).u64(0).str(path));
+    return host(Type::kFileEntry, RawPayload().u32(kKindFile).u32(0644).u64(1).u64(0).u32(0).u32(0).str(path));
   };
   EXPECT_EQ(entry("a/b"), WireError::kOk);
   for (std::string_view bad : {"", "/etc/passwd", "../x", "a/../../x", "..", ".", "a/./b", "a//b", "a/", "/"})
@@ -467,9 +475,9 @@ TEST_F(AgentProtocolTest, RejectsNumbersOutOfRange) {
             WireError::kBadField);
   EXPECT_EQ(host(Type::kFileData, RawPayload().u64(kMaxOffset).raw("x")), WireError::kBadField);
   EXPECT_EQ(host(Type::kDone, RawPayload().u64(UINT64_MAX)), WireError::kBadField);
-  EXPECT_EQ(host(Type::kFileInfo, RawPayload().u32(kKindFile).u32(0644).u64(UINT64_MAX).u64(0)), WireError::kBadField);
-  EXPECT_EQ(host(Type::kFileInfo, RawPayload().u32(5).u32(0644).u64(0).u64(0)), WireError::kBadField);
-  EXPECT_EQ(host(Type::kFileInfo, RawPayload().u32(1).u32(010000).u64(0).u64(0)), WireError::kBadField);
+  EXPECT_EQ(host(Type::kFileInfo, RawPayload().u32(kKindFile).u32(0644).u64(UINT64_MAX).u64(0).u32(0).u32(0)), WireError::kBadField);
+  EXPECT_EQ(host(Type::kFileInfo, RawPayload().u32(5).u32(0644).u64(0).u64(0).u32(0).u32(0)), WireError::kBadField);
+  EXPECT_EQ(host(Type::kFileInfo, RawPayload().u32(1).u32(010000).u64(0).u64(0).u32(0).u32(0)), WireError::kBadField);
 
   // Unknown option bits, modes and depths.
   EXPECT_EQ(agent(Type::kFileMkdir, RawPayload().str("/d").u32(0755).u32(2)), WireError::kBadField);
