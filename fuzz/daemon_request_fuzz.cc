@@ -158,6 +158,21 @@ void add_sandbox_routes(Router&, SandboxManager&) {
   fprintf(stderr, "daemon request fuzz: add_sandbox_routes called without an engine\n");
   abort();
 }
+void add_process_routes(Router&, SandboxManager&, Timers&) {
+  fprintf(stderr, "daemon request fuzz: add_process_routes called without an engine\n");
+  abort();
+}
+void add_file_routes(Router&, SandboxManager&, Timers&) {
+  fprintf(stderr, "daemon request fuzz: add_file_routes called without an engine\n");
+  abort();
+}
+// /metrics reads live sandboxes' cgroups through the manager (and so the engine); it has no body
+// or parameters to fuzz.
+void add_metrics_routes(Router&, ApiServices&) {}
+void add_log_routes(Router&, SandboxManager&, SandboxLogs&) {
+  fprintf(stderr, "daemon request fuzz: add_log_routes called without an engine\n");
+  abort();
+}
 }  // namespace airlock::daemon
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

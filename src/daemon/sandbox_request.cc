@@ -19,7 +19,8 @@ template <class Names>
 std::optional<ApiError> unknown_fields_in(const nlohmann::json& body, const Names& known) {
   for (auto it = body.begin(); it != body.end(); ++it) {
     if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
-      return bad(it.key(), "is not a known field");
+      // An empty member name still gets a field to point at: `""`.
+      return bad(it.key().empty() ? std::string("\"\"") : it.key(), "is not a known field");
     }
   }
   return std::nullopt;
