@@ -132,11 +132,11 @@ class SandboxManager {
   ApiError agent_lost(const std::string& tenant, const SandboxRecord& record, const Error& cause);
   // Drops exited run/stream processes and all but the last kKeptExited exited background ones.
   static void prune(Live& live);
-  static bool spec_open_stdin(const RunCommandRequest& request);
   // connect_agent + reserve_ids, taking agent_mu.
   Result<std::shared_ptr<AgentConnection>> connect_agent_for(Live& live);
   // After a restart: the sandbox's stored background processes, re-registered on its connection.
   void adopt_processes(const SandboxRecord& record, Live& live);
+  void process_ended(int64_t seq, const std::string& sandbox_id, Process& p);
   void log_process_end(const std::string& sandbox_id, Process& p);
   AgentHub hub_;
 

@@ -141,17 +141,7 @@ ApiResult<std::shared_ptr<Process>> SandboxManager::launch(const SandboxRecord& 
     process = std::make_shared<Process>(id, std::move(spec), clock_(), *conn);
     int64_t seq = live.seq;
     std::string sandbox_id = record.sandbox_id;
-    process->on_end([this, seq, sandbox_id](Process& p) {
-      if (p.spec().kind == ProcessKind::kBackground) {
-        (void)store_.save_process(seq, {p.id(), p.pid(), false, process_doc(p)});
-        (void)store_.prune_processes(seq, kKeptExited);
-      }
-      log_process_end(sandbox_id, p);
-      auto end = p.end();
-      if (policy_.accounting.metrics && end && p.spec().kind != ProcessKind::kRun && end->reason != "failed_to_start") {
-        policy_.accounting.metrics->observe_exec(static_cast<double>(end->ended_at - p.started_at()) / 1000.0);
-      }
-    });
+    process->on_end([this, seq, sandbox_id](Process& p) { process_ended(seq, sandbox_id, p); });
     if (auto* logs = policy_.accounting.logs; logs && kind != ProcessKind::kRun) {
       process->on_output([logs, sandbox_id](uint32_t pid, int stream, std::string_view data) {
         logs->append_output(sandbox_id, pid, stream == 2 ? OutputStream::kStderr : OutputStream::kStdout, data);
@@ -167,7 +157,7 @@ ApiResult<std::shared_ptr<Process>> SandboxManager::launch(const SandboxRecord& 
     }
   }
   if (!request.stdin_data.empty()) (void)process->send_stdin(request.stdin_data, false);
-  if (!spec_open_stdin(request)) (void)process->close_stdin();
+  if (!request.open_stdin && !request.pty) (void)process->close_stdin();
   if (!process->wait_started(kStartTimeout)) {
     (void)process->signal(SIGKILL);
     return agent_lost(record.tenant, record, Error{ETIMEDOUT, "no answer to Exec"});
@@ -184,6 +174,20 @@ ApiResult<std::shared_ptr<Process>> SandboxManager::launch(const SandboxRecord& 
   return process;
 }
 
+// Once per process, when it ends (any thread): the store's record of a background process, the
+// sandbox log, and the exec histogram.
+void SandboxManager::process_ended(int64_t seq, const std::string& sandbox_id, Process& p) {
+  if (p.spec().kind == ProcessKind::kBackground) {
+    (void)store_.save_process(seq, {p.id(), p.pid(), false, process_doc(p)});
+    (void)store_.prune_processes(seq, kKeptExited);
+  }
+  log_process_end(sandbox_id, p);
+  auto end = p.end();
+  if (policy_.accounting.metrics && end && p.spec().kind != ProcessKind::kRun && end->reason != "failed_to_start") {
+    policy_.accounting.metrics->observe_exec(static_cast<double>(end->ended_at - p.started_at()) / 1000.0);
+  }
+}
+
 void SandboxManager::log_process_end(const std::string& sandbox_id, Process& p) {
   SandboxLogs* logs = policy_.accounting.logs;
   auto end = p.end();
@@ -195,9 +199,6 @@ void SandboxManager::log_process_end(const std::string& sandbox_id, Process& p) 
                                       pid, std::nullopt, std::nullopt, end->exit_code});
 }
 
-bool SandboxManager::spec_open_stdin(const RunCommandRequest& request) {
-  return request.open_stdin || request.pty.has_value();
-}
 
 ApiResult<std::shared_ptr<Process>> SandboxManager::start(const std::string& tenant, std::string_view sandbox_id,
                                                           const RunCommandRequest& request, ProcessKind kind) {
@@ -284,10 +285,7 @@ void SandboxManager::adopt_processes(const SandboxRecord& record, Live& live) {
       p->restore(static_cast<uint32_t>(row.pid), end, doc.at("open_stdin").get<bool>());
       int64_t seq = record.seq;
       if (!end) {
-        p->on_end([this, seq](Process& proc) {
-          (void)store_.save_process(seq, {proc.id(), proc.pid(), false, process_doc(proc)});
-          (void)store_.prune_processes(seq, kKeptExited);
-        });
+        p->on_end([this, seq, sandbox_id = record.sandbox_id](Process& proc) { process_ended(seq, sandbox_id, proc); });
       }
       {
         std::lock_guard guard(live.procs_mu);

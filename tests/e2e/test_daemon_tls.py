@@ -3,17 +3,15 @@ Everything that works over plain HTTP works over TLS: plain and keep-alive respo
 command, a chunked streamed response, a deferred response (a process wait) and a WebSocket attach. A plain
 HTTP client on the TLS port is dropped without harm; bad TLS files stop the daemon at start with a clear
 message. The certificate is self-signed, made with the openssl CLI into tmp_path."""
-import base64
 import http.client
 import json
-import os
 import socket
 import ssl
-import struct
 import subprocess
 import time
 
 import pytest
+import ws_client
 
 
 def openssl(*args):
@@ -142,52 +140,10 @@ def test_deferred_wait_over_https(https, tls_box):
     assert r.status == 200 and r.json["exit_code"] == 6, r
 
 
-class TlsWebSocket:
-    """A minimal RFC 6455 client (masked frames) over TLS, enough to drive /attach."""
-
-    def __init__(self, daemon, cafile, path):
-        context = ssl.create_default_context(cafile=str(cafile))
-        raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=15)
-        self.s = context.wrap_socket(raw, server_hostname="127.0.0.1")
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                        f"Sec-WebSocket-Protocol: airlock.attach.v1\r\n"
-                        f"Authorization: Bearer {daemon.admin_key}\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            byte = self.s.recv(1)
-            if not byte:
-                raise EOFError(head)
-            head += byte
-        self.status = int(head.split(b" ")[1])
-        self.headers = head.decode()
-        self.buf = b""
-
-    def send(self, data, opcode):
-        mask = os.urandom(4)
-        n = len(data)
-        hdr = bytes([0x80 | opcode])
-        hdr += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
-        self.s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def _read(self, n):
-        while len(self.buf) < n:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv(self):
-        b0, b1 = self._read(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", self._read(2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", self._read(8))[0]
-        return b0 & 0x0F, self._read(n)
+def TlsWebSocket(daemon, cafile, path):
+    context = ssl.create_default_context(cafile=str(cafile))
+    raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=15)
+    return ws_client.WebSocket(context.wrap_socket(raw, server_hostname="127.0.0.1"), path, daemon.admin_key)
 
 
 def test_websocket_attach_over_tls(tls_daemon, tls_files, https, tls_box):

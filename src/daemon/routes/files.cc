@@ -143,8 +143,6 @@ ApiResult<std::monostate> chown_paths(const Owner& owner, const std::vector<std:
   return std::monostate{};
 }
 
-ApiResult<std::optional<FileInfo>> stat(AgentConnection& conn, const std::string& path);
-
 // Creates `dir` and its missing parents (mode 0755); returns the ones it made, outermost first.
 ApiResult<std::vector<std::string>> make_parents_of(AgentConnection& conn, const std::string& dir) {
   std::vector<std::string> missing;
