@@ -9,6 +9,8 @@
 #                                                API_BENCH_ARGS="--density 500" adds api_bench.py options)
 #   sudo bench/run.sh start [start_bench.py options]   the cold-start/density benchmark only
 #   sudo bench/run.sh api [api_bench.py options]       the API benchmark only, e.g. --airlockd build/airlockd
+#   sudo bench/run.sh net [net_bench.py options]       the network benchmark (between <!-- bench-net:start -->
+#                                                      and <!-- bench-net:end -->), e.g. --airlockd build/airlockd
 #
 # Installs missing peers from Debian (bubblewrap crun runc runsc). Needs root. See bench/README.md.
 set -euo pipefail
@@ -28,6 +30,7 @@ mode=all
 case "${1:-}" in
   api) mode=api; shift ;;
   start) mode=start; shift ;;
+  net) mode=net; shift ;;
 esac
 
 missing=()
@@ -57,7 +60,7 @@ api_results=$(mktemp /tmp/airlock-bench-api-results.XXXXXX.md)
 trap 'rm -f "$results" "$api_results"' EXIT
 mkdir -p "$(dirname "$doc")"
 
-if [ "$mode" != api ]; then
+if [ "$mode" = all ] || [ "$mode" = start ]; then
   "$py" "$here/start_bench.py" --output "$results" "$@"
 
   if [ ! -f "$doc" ] || ! grep -q '<!-- bench:start -->' "$doc" || ! grep -q '<!-- bench:end -->' "$doc"; then
@@ -76,6 +79,29 @@ EOF
   echo "bench/run.sh: cold-start/density results written to $doc" >&2
 fi
 [ "$mode" = start ] && exit 0
+
+# The network benchmark (issue 4): only in `net` mode (it builds network namespaces of its own).
+if [ "$mode" = net ]; then
+  net_results=$(mktemp /tmp/airlock-bench-net-results.XXXXXX.md)
+  "$py" "$here/net_bench.py" --output "$net_results" "$@"
+  if ! grep -q '<!-- bench-net:start -->' "$doc" || ! grep -q '<!-- bench-net:end -->' "$doc"; then
+    cat >>"$doc" <<'EOF'
+
+## Network: sandbox networks and the port proxy
+
+Create latency with a network against without, and bulk transfer through a sandbox's NAT (and through the
+port proxy) against a direct connection, in one run on a fake internet of network namespaces; measured by
+`sudo bench/run.sh net` (`bench/net_bench.py`). Everything between the markers below is rewritten by it.
+
+<!-- bench-net:start -->
+<!-- bench-net:end -->
+EOF
+  fi
+  replace_between "$doc" "$net_results" "<!-- bench-net:start -->" "<!-- bench-net:end -->"
+  rm -f "$net_results"
+  echo "bench/run.sh: network results written to $doc" >&2
+  exit 0
+fi
 
 # The API benchmark: its own options in `api` mode; otherwise the airlockd next to --airlock, if given.
 api_args=()

@@ -15,7 +15,7 @@ list(REMOVE_ITEM AIRLOCK_DAEMON_SRC ${CMAKE_SOURCE_DIR}/src/daemon/main.cc)
 add_library(airlock_daemon STATIC ${AIRLOCK_DAEMON_SRC})
 target_include_directories(airlock_daemon PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(airlock_daemon PUBLIC
-  airlock_engine airlock_common Boost::headers SQLite::SQLite3 OpenSSL::SSL OpenSSL::Crypto nlohmann_json::nlohmann_json
+  airlock_engine airlock_network airlock_common Boost::headers SQLite::SQLite3 OpenSSL::SSL OpenSSL::Crypto nlohmann_json::nlohmann_json
   CLI11::CLI11 Threads::Threads)
 # Asio without its deprecated interfaces; Beast's own error checks stay on.
 target_compile_definitions(airlock_daemon PUBLIC BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)

@@ -25,11 +25,16 @@ daemon_defs="-DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW"
 echo "build agent_protocol_fuzz"
 $CXX $flags "$here/agent_protocol_fuzz.cc" -o "$out/agent_protocol_fuzz"
 
-# 2. the daemon's sources (without main.cc and the Beast server, which the targets do not drive),
+# 2. DNS messages: the parser and its error type only (no daemon code).
+echo "build dns_message_fuzz"
+$CXX $flags "$here/dns_message_fuzz.cc" "$root/src/network/dns_message.cc" "$root/src/common/result.cc" \
+  -o "$out/dns_message_fuzz"
+
+# 3. the daemon's sources (without main.cc and the Beast server, which the targets do not drive),
 #    compiled as a fuzzer library: -fsanitize=fuzzer-no-link instruments them without a main().
 lib_flags="-std=c++20 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -I$root/src"
 srcs=""
-for f in "$root"/src/common/*.cc "$root"/src/daemon/*.cc "$root"/src/daemon/routes/*.cc; do
+for f in "$root"/src/common/*.cc "$root"/src/network/*.cc "$root"/src/daemon/*.cc "$root"/src/daemon/routes/*.cc; do
   case "$(basename "$f")" in
     main.cc | http_server.cc | daemon.cc | key_commands.cc) continue ;;
   esac
@@ -80,9 +85,9 @@ done
 rm -f "$out/libairlock_daemon_fuzz.a"
 ar rcs "$out/libairlock_daemon_fuzz.a" $objs
 
-libs="-lsqlite3 -lcrypto -lpthread"
+libs="-lsqlite3 -lcrypto -lnftables -lpthread"
 for target in daemon_request_fuzz daemon_parsers_fuzz; do
   echo "build $target"
   $CXX $flags $daemon_defs "$here/$target.cc" "$out/libairlock_daemon_fuzz.a" $libs -o "$out/$target"
 done
-echo "built in $out: agent_protocol_fuzz daemon_request_fuzz daemon_parsers_fuzz"
+echo "built in $out: agent_protocol_fuzz dns_message_fuzz daemon_request_fuzz daemon_parsers_fuzz"

@@ -7,9 +7,10 @@
 //   line 2            request-target         "/v1/keys?limit=2"
 //   lines 3..blank    headers "Name: value"  "Authorization: Bearer alk_..."
 //   after the blank   body (raw bytes, may hold anything)
-// A missing part is empty. The request then goes through Api::admit and Admission::run over the real
-// routes, exactly as the server does (http_server.cc), against a key store in a temp directory made
-// once in LLVMFuzzerInitialize with two keys whose secrets are fixed so seeds can use them:
+// A missing part is empty. The request then goes through Api::admit and Admission::run (run_stream for
+// streamed bodies, served from memory in small pieces) over the real routes, exactly as the server
+// does (http_server.cc), against a key store in a temp directory made once in LLVMFuzzerInitialize
+// with two keys whose secrets are fixed so seeds can use them:
 //   admin   alk_AAAA... (43 'A')    tenant "default"
 //   tenant  alk_TTTT... (43 'T')    tenant "team-a"
 //
@@ -32,15 +33,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/port_service.h"
 #include "daemon/api.h"
 #include "daemon/auth.h"
 #include "daemon/database.h"
@@ -62,6 +66,22 @@ using namespace airlock::daemon;
 void require(bool ok, const char* what, const HttpResponse* r = nullptr) {
   if (!ok) broken(what, r);
 }
+
+// A streamed body (BodyKind::kStream routes) held in memory, answering each read at once and in
+// pieces as small as a socket might give them.
+class InMemoryBody final : public BodyReader {
+ public:
+  explicit InMemoryBody(std::string_view data) : data_(data) {}
+  void read(size_t max, Callback callback) override {
+    size_t n = std::min({max, data_.size(), size_t{4096}});
+    BodyPiece piece{std::string(data_.substr(0, n)), n == data_.size(), {}};
+    data_.remove_prefix(n);
+    callback(std::move(piece));
+  }
+
+ private:
+  std::string_view data_;
+};
 
 struct World {
   std::string dir;
@@ -154,16 +174,30 @@ namespace airlock::daemon {
 // the routes the daemon serves without one, as the unit tests do: add_all_routes with
 // services.sandboxes == nullptr. This definition keeps the linker from pulling routes/sandboxes.cc
 // and the engine into the binary; it is never called.
-void add_sandbox_routes(Router&, SandboxManager&) {
+void add_sandbox_routes(Router&, SandboxManager&, IdempotencyStore&) {
   fprintf(stderr, "daemon request fuzz: add_sandbox_routes called without an engine\n");
   abort();
 }
-void add_process_routes(Router&, SandboxManager&, Timers&) {
+void add_process_routes(Router&, SandboxManager&, Timers&, IdempotencyStore&) {
   fprintf(stderr, "daemon request fuzz: add_process_routes called without an engine\n");
   abort();
 }
 void add_file_routes(Router&, SandboxManager&, Timers&) {
   fprintf(stderr, "daemon request fuzz: add_file_routes called without an engine\n");
+  abort();
+}
+void add_network_routes(Router&, SandboxManager&) {
+  fprintf(stderr, "daemon request fuzz: add_network_routes called without an engine\n");
+  abort();
+}
+void add_port_routes(Router&, SandboxManager&, PortService&) {
+  fprintf(stderr, "daemon request fuzz: add_port_routes called without an engine\n");
+  abort();
+}
+// The port proxy needs live sandboxes; Api only calls it when one is set (never here). Defined here
+// so that the linker does not pull port_service.cc (and through it the manager and the engine).
+std::optional<Admission> PortService::admit(const HttpRequest&) {
+  fprintf(stderr, "daemon request fuzz: the port proxy called without an engine\n");
   abort();
 }
 // /metrics reads live sandboxes' cgroups through the manager (and so the engine); it has no body
@@ -237,13 +271,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_response(*admission.reject, true);
     return 0;
   }
-  require(static_cast<bool>(admission.run), "admitted without a handler");
+  require(static_cast<bool>(admission.run) != static_cast<bool>(admission.run_stream),
+          "admitted without exactly one handler");
   if (in.size() > admission.body_limit) return 0;  // the server answers 413 without running the handler
-  HttpRequest request = head;
-  request.body = std::string(in);
   HttpResponse response;
   try {
-    response = admission.run(request);
+    if (admission.run_stream) {
+      // Without a worker pool the handler runs inline; the body answers each read at once.
+      std::optional<HttpResponse> answered;
+      admission.run_stream(head, std::make_shared<InMemoryBody>(in), [&](HttpResponse r) {
+        require(!answered, "a streamed handler answered twice");
+        answered = std::move(r);
+      });
+      require(answered.has_value(), "a streamed handler did not answer");
+      response = std::move(*answered);
+    } else {
+      HttpRequest request = head;
+      request.body = std::string(in);
+      response = admission.run(request);
+    }
   } catch (const std::exception& e) {
     fprintf(stderr, "run threw: %s\n", e.what());
     broken("handler threw (the server answers 500)");

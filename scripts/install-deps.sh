@@ -10,8 +10,9 @@ packages=(
   nlohmann-json3-dev libcli11-dev           # JSON output, CLI parsing
   libgtest-dev libgmock-dev                 # unit tests
   python3 python3-pytest python3-yaml       # integration, security and API-contract suites
-  util-linux procps iproute2                # unshare/nsenter, ps, ip (used by tests)
+  util-linux procps iproute2 curl           # unshare/nsenter, ps, ip, curl (used by tests, inside sandboxes too)
   libboost-dev libsqlite3-dev libssl-dev    # airlockd: Beast/Asio HTTP, SQLite store, OpenSSL
+  libnftables-dev nftables                  # airlockd: sandbox network rules (nft: inspection in tests)
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include "cli/cp_cmd.h"
 #include "cli/exec_cmd.h"
 #include "cli/logs_cmd.h"
+#include "cli/port_cmd.h"
 #include "cli/run.h"
 #include "cli/sandbox_cmd.h"
 #include "cli/shell_cmd.h"
@@ -29,6 +30,8 @@ constexpr const char* kUsage =
     "  shell ID [-- COMMAND...]            an interactive terminal in a sandbox\n"
     "  cp [-r] SRC DST                     copy files; the sandbox side is ID:PATH\n"
     "  logs [-f] ID                        a sandbox's log (-f follows it)\n"
+    "  port ls|expose|rm|token ID ...      exposed ports and their access tokens\n"
+    "  port-forward ID [LOCAL:]REMOTE...   forward local TCP ports to ports inside a sandbox\n"
     "  version                             print the version\n"
     "\n"
     "The daemon: --url, else $AIRLOCK_URL, else \"url\" in ~/.config/airlock/config.json (or\n"
@@ -69,6 +72,8 @@ int main(int argc, char** argv) {
   if (verb == "shell") return airlock::cli::shell_verb(args, globals);
   if (verb == "cp") return airlock::cli::cp_verb(args, globals);
   if (verb == "logs") return airlock::cli::logs_verb(args, globals);
+  if (verb == "port") return airlock::cli::port_verb(args, globals);
+  if (verb == "port-forward") return airlock::cli::port_forward_verb(args, globals);
   std::fprintf(stderr, "airlock: unknown command \"%s\"\n%s", verb.c_str(), kUsage);
   return 125;
 }

@@ -23,7 +23,9 @@ constexpr const char* kUsage =
     "  get ID [--json]           show one sandbox\n"
     "  rm ID...                  terminate sandboxes (already gone is fine)\n"
     "  timeout ID SECONDS|+SECONDS\n"
-    "                            set the lifetime to SECONDS from now, or extend it by +SECONDS\n";
+    "                            set the lifetime to SECONDS from now, or extend it by +SECONDS\n"
+    "  net ID [--net MODE] [--allow-out DEST]... [--deny-out DEST]...\n"
+    "                            replace a running sandbox's egress policy\n";
 
 int fail(const Error& error) {
   print_error(error);
@@ -72,6 +74,52 @@ std::string labels_text(const nlohmann::json& sandbox) {
   return out;
 }
 
+// --net/--allow-out/--deny-out: the NetworkConfig of create and `sandbox net`.
+struct NetworkFlags {
+  std::string mode;
+  std::vector<std::string> allow_out, deny_out;
+  uint32_t bandwidth_mbps = 0;
+  void add(CLI::App& app) {
+    app.add_option("--net", mode, "egress: none (default: loopback only, or only --allow-out) or allow (the internet "
+                                  "without private ranges, metadata, host and other sandboxes)")
+        ->check(CLI::IsMember({"none", "allow"}));
+    app.add_option("--allow-out", allow_out, "also reachable: CIDR, ADDR:PORT, domain or *.domain[:PORT] (repeatable)");
+    app.add_option("--deny-out", deny_out, "never reachable, wins over --allow-out (repeatable)");
+    app.add_option("--bandwidth", bandwidth_mbps, "limit each direction to this many Mbit/s")
+        ->check(CLI::Range(1u, 100000u));
+  }
+  bool given() const { return !mode.empty() || !allow_out.empty() || !deny_out.empty() || bandwidth_mbps; }
+  nlohmann::json json() const {
+    nlohmann::json n = nlohmann::json::object();
+    if (!mode.empty()) n["mode"] = mode;
+    if (!allow_out.empty()) n["allow_out"] = allow_out;
+    if (!deny_out.empty()) n["deny_out"] = deny_out;
+    if (bandwidth_mbps) n["bandwidth_mbps"] = bandwidth_mbps;
+    return n;
+  }
+};
+
+std::string network_text(const nlohmann::json& network) {
+  if (!network.is_object()) return "-";
+  std::string out = text_field(network, "mode");
+  auto list = [&](const char* name, const char* label) {
+    auto it = network.find(name);
+    if (it == network.end() || !it->is_array() || it->empty()) return;
+    out += std::string(", ") + label + " ";
+    for (size_t i = 0; i < it->size(); ++i) {
+      const auto& item = (*it)[i];
+      out += (i ? " " : "") + (item.is_string() ? item.get<std::string>() : dump_json(item));
+    }
+  };
+  list("allow_out", "allow");
+  list("deny_out", "deny");
+  if (auto it = network.find("bandwidth_mbps"); it != network.end() && it->is_number()) {
+    out += ", " + dump_json(*it) + " Mbit/s";
+  }
+  if (auto v4 = text_field(network, "ipv4", ""); !v4.empty()) out += " (" + v4 + ", " + text_field(network, "ipv6") + ")";
+  return out;
+}
+
 // --- create -----------------------------------------------------------------------------------
 int create(const std::vector<std::string>& args, GlobalOptions globals) {
   CLI::App app{"Create a sandbox, wait until it runs and print its id.", "airlock sandbox create"};
@@ -89,10 +137,17 @@ int create(const std::vector<std::string>& args, GlobalOptions globals) {
   app.add_option("--label", labels, "KEY=VALUE metadata to find it again (repeatable)");
   app.add_option("-w,--workdir", workdir, "default working directory (default /root)");
   app.add_flag("--json", json, "print the sandbox as JSON instead of its id");
+  std::vector<int> ports, public_ports;
+  app.add_option("-p,--port", ports, "expose this port through the daemon's proxy, with access tokens (repeatable)")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--public-port", public_ports, "expose this port without a token (repeatable)")->check(CLI::Range(1, 65535));
+  NetworkFlags net;
+  net.add(app);
   add_connection_options(app, globals);
   if (auto code = parse_verb(app, args)) return *code;
 
   nlohmann::json body = nlohmann::json::object();
+  if (net.given()) body["network"] = net.json();
   if (!template_name.empty()) body["template"] = template_name;
   if (!cpu.empty()) {
     auto millicores = parse_cpus(cpu);
@@ -124,6 +179,11 @@ int create(const std::vector<std::string>& args, GlobalOptions globals) {
     if (auto status = add_key_value(body["metadata"], entry, "--label", false); !status.ok()) return fail(status.error());
   }
   if (!workdir.empty()) body["workdir"] = workdir;
+  if (!ports.empty() || !public_ports.empty()) {
+    body["ports"] = nlohmann::json::array();
+    for (int p : ports) body["ports"].push_back({{"port", p}, {"public", false}});
+    for (int p : public_ports) body["ports"].push_back({{"port", p}, {"public", true}});
+  }
 
   auto api = connect_api(globals);
   if (!api.ok()) return fail(api.error());
@@ -228,6 +288,7 @@ int get(const std::vector<std::string>& args, GlobalOptions globals) {
                       ? "-" : text_field(s, "expires_at") + " (" + relative_time(s, "expires_at") + ")");
   if (!s.value("ended_at", nlohmann::json()).is_null()) row("ended:", text_field(s, "ended_at"));
   row("labels:", labels_text(s).empty() ? "-" : labels_text(s));
+  row("network:", network_text(s.value("network", nlohmann::json())));
   if (auto usage = s.find("usage"); usage != s.end() && usage->is_object()) {
     auto bytes = [&usage](const char* name) {
       auto it = usage->find(name);
@@ -288,6 +349,33 @@ int set_timeout(const std::vector<std::string>& args, GlobalOptions globals) {
   return 0;
 }
 
+// --- net --------------------------------------------------------------------------------------
+int set_network(const std::vector<std::string>& args, GlobalOptions globals) {
+  CLI::App app{"Replace a running sandbox's egress policy (omitted flags take their defaults: --net none, no lists). "
+               "Established connections to destinations it now denies are cut.",
+               "airlock sandbox net"};
+  std::string id;
+  bool json = false;
+  app.add_option("ID", id, "sandbox id")->required();
+  NetworkFlags net;
+  net.add(app);
+  app.add_flag("--json", json, "print the new policy as JSON");
+  add_connection_options(app, globals);
+  if (auto code = parse_verb(app, args)) return *code;
+  auto api = connect_api(globals);
+  if (!api.ok()) return fail(api.error());
+  nlohmann::json body = net.json();
+  auto reply = api->request("PUT", sandbox_target(id, "/network"), &body);
+  if (!reply.ok()) return fail(reply.error());
+  if (!reply->ok()) return fail(reply->error().with_context(id));
+  if (json) {
+    std::printf("%s\n", dump_json(reply->body, 2).c_str());
+  } else {
+    std::printf("%s network: %s\n", id.c_str(), network_text(reply->body).c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int sandbox_verb(const std::vector<std::string>& args, const GlobalOptions& globals) {
@@ -302,6 +390,7 @@ int sandbox_verb(const std::vector<std::string>& args, const GlobalOptions& glob
   if (verb == "get") return get(rest, globals);
   if (verb == "rm") return remove(rest, globals);
   if (verb == "timeout") return set_timeout(rest, globals);
+  if (verb == "net") return set_network(rest, globals);
   std::fprintf(stderr, "airlock: unknown command \"sandbox %s\"\n%s", verb.c_str(), kUsage);
   return kExitAirlockError;
 }

@@ -5,6 +5,7 @@
 
 #include "daemon/json_body.h"
 #include "daemon/metrics.h"  // [obs]
+#include "daemon/port_service.h"
 #include "daemon/url.h"
 
 namespace airlock::daemon {
@@ -38,6 +39,9 @@ Admission Api::reject(const HttpRequest& head, const ApiError& error, std::strin
 }
 
 Admission Api::admit(const HttpRequest& head) {
+  if (proxy_) {
+    if (auto proxied = proxy_->admit(head)) return std::move(*proxied);
+  }
   auto target = split_target(head.target);
   if (!target) {
     return reject(head, api_error(ErrorCode::kRouteNotFound, "no route for request target " + shown_path(head)));
@@ -63,13 +67,39 @@ Admission Api::admit(const HttpRequest& head) {
 
   Admission admission;
   admission.body_limit = route->body_limit;
-  admission.run = [this, route, params = std::move(found.params), principal = std::move(who).value(),
-                   query = std::move(target->query)](HttpRequest& request) -> HttpResponse {
+  // `body`: the streamed body of a kStream route (null otherwise).
+  auto run = [this, route, params = std::move(found.params), principal = std::move(who).value(),
+              query = std::move(target->query)](HttpRequest& request, BodyReader* body) -> HttpResponse {
     auto parsed = QueryParams::parse(query);
     if (!parsed.ok()) return respond(request, principal, std::move(parsed).error(), route->pattern);
-    RequestContext context{request, params, std::move(parsed).value(), principal};
+    RequestContext context{request, params, std::move(parsed).value(), principal, body};
     return respond(request, principal, route->handler(context), route->pattern);
   };
+  if (route->body == BodyKind::kStream) {
+    // The handler blocks on the body: on a worker (or inline without a pool: unit tests, whose
+    // readers answer at once).
+    admission.run_stream = [this, route, run](HttpRequest request, std::shared_ptr<BodyReader> body,
+                                              Admission::Done done) {
+      auto job = [this, run, request = std::move(request), body = std::move(body), done]() mutable {
+        HttpResponse response;
+        try {
+          response = run(request, body.get());
+        } catch (const std::exception& e) {
+          log_.error(std::string("bug: request handler threw: ") + e.what());
+          response = error_response(api_error(ErrorCode::kInternal, "internal error; the daemon's log has the cause"));
+        }
+        body.reset();
+        done(std::move(response));
+      };
+      if (!workers_) return job();
+      if (!workers_->submit(std::move(job))) {
+        if (metrics_) metrics_->count_http_request(route->pattern, 503);  // [obs]
+        done(error_response(api_error(ErrorCode::kUnavailable, "the daemon is shutting down").with_header("Retry-After", "1")));
+      }
+    };
+    return admission;
+  }
+  admission.run = [run](HttpRequest& request) { return run(request, nullptr); };
   if (route->blocking && workers_) {
     admission.run_async = [this, route, run = std::move(admission.run)](HttpRequest request, Admission::Done done) {
       auto shared = std::make_shared<std::pair<HttpRequest, Admission::Done>>(std::move(request), std::move(done));

@@ -15,6 +15,7 @@
 namespace airlock::daemon {
 
 class DaemonMetrics;  // [obs]
+class PortService;
 
 class Api final : public HttpHandler {
  public:
@@ -25,6 +26,9 @@ class Api final : public HttpHandler {
       : router_(router), auth_(auth), log_(log), workers_(workers), metrics_(metrics) {}
 
   Admission admit(const HttpRequest& head) override;
+  // Requests for exposed ports (/p/..., or a host under the proxy domain) go to the proxy before the
+  // router sees them: they carry a port token, never an API key.
+  void set_port_proxy(PortService* proxy) { proxy_ = proxy; }
 
  private:
   // [obs] `route`: the matched route's pattern, for the request counter.
@@ -37,6 +41,7 @@ class Api final : public HttpHandler {
   const Logger& log_;
   WorkerPool* workers_;
   DaemonMetrics* metrics_;  // [obs]
+  PortService* proxy_ = nullptr;
 };
 
 }  // namespace airlock::daemon

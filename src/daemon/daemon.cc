@@ -14,12 +14,15 @@
 #include "daemon/data_dir.h"
 #include "daemon/database.h"
 #include "daemon/http_server.h"
+#include "daemon/idempotency.h"
 #include "daemon/key_store.h"
 #include "daemon/listen_address.h"
 #include "daemon/metrics.h"        // [obs]
 #include "daemon/quota_store.h"    // [obs]
 #include "daemon/sandbox_logs.h"   // [obs]
 #include "daemon/sandbox_usage.h"  // [obs]
+#include "daemon/port_service.h"
+#include "daemon/port_tokens.h"
 #include "daemon/routes/routes.h"
 #include "daemon/sandbox_manager.h"
 #include "daemon/timers.h"
@@ -96,27 +99,50 @@ int run_daemon(const DaemonOptions& options) {
   if (auto roots = CgroupRoots::detect(); roots.ok()) usage_reader.emplace(std::move(roots).value());
   SandboxPolicy policy;
   policy.accounting = SandboxAccounting{&quotas, &metrics, &sandbox_logs, usage_reader ? &*usage_reader : nullptr};
-  std::unique_ptr<SandboxManager> sandboxes;
   EngineConfig engine_cfg = engine_config();
+  NetworkServiceOptions network_options = options.network;
+  if (network_options.state_dir.empty()) network_options.state_dir = engine_cfg.run_dir + "/net";
+  NetworkService network(std::move(network_options), log, &sandbox_logs);  // outlives the manager, which uses it
+  std::unique_ptr<SandboxManager> sandboxes;
   if (auto engine = Engine::open(engine_cfg); engine.ok()) {
     sandboxes = std::make_unique<SandboxManager>(std::move(engine).value(), IdRangeAllocator(engine_cfg.run_dir + "/ids"),
                                                  sandbox_store, log, policy);  // [obs] policy
+    sandboxes->set_network_service(&network);
     sandboxes->recover();  // before serving: re-takes each live sandbox's id-range lock
     sandboxes->start_timer();
   } else {
     log.warn("sandboxes unavailable: engine: " + engine.error().describe());
   }
 
+  // Idempotency-Key replays: startProcess keys live as long as their sandbox is starting or running.
+  // Asked of the store, not the manager, whose lookups count as activity (idle_timeout).
+  IdempotencyStore idempotency(*db.value(), log, IdempotencyLimits{},
+                               [&sandbox_store](const std::string& tenant, const std::string& sandbox_id) {
+                                 auto record = sandbox_store.get(tenant, sandbox_id);
+                                 // A store error keeps the keys: only a sandbox known to have ended drops them.
+                                 return !record.ok() || (record.value() && is_live(record.value()->state));
+                               });
+
+  WorkerPool workers(options.workers);
+  // Exposed ports (issue 4): the proxy ahead of the router, and the port routes.
+  PortTokenStore port_tokens(*db.value());
+  std::unique_ptr<PortService> ports;
+  if (sandboxes) {
+    ports = std::make_unique<PortService>(*sandboxes, port_tokens, workers, log, PortServiceOptions{options.proxy_domain});
+  }
+
   Router router;
   ApiServices services{keys, log, started, sandboxes.get()};
+  services.ports = ports.get();
   services.timers = &timers;
+  services.idempotency = &idempotency;
   services.quotas = &quotas;        // [obs]
   services.metrics = &metrics;      // [obs]
   services.logs = &sandbox_logs;    // [obs]
   add_all_routes(router, services);
   Authenticator auth(keys);
-  WorkerPool workers(options.workers);
   Api api(router, auth, log, &workers, &metrics);  // [obs] metrics
+  api.set_port_proxy(ports.get());
 
   HttpServerOptions server_options;
   if (!options.listen.empty() && options.listen != "none") {
@@ -139,7 +165,9 @@ int run_daemon(const DaemonOptions& options) {
   server.value()->run();
   if (sandboxes) sandboxes->begin_shutdown();  // blocking commands end now rather than at their timeout
   workers.stop();  // before the server goes: a finishing job posts its response to the server's threads
+  ports.reset();   // closes what relays are left and answers pending waits
   if (sandboxes) sandboxes->stop_timer();  // the sandboxes themselves keep running for the next start
+  network.shutdown();  // the bridge and tables stay while a sandbox with an interface runs
   log.info("stopped");
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "daemon/log.h"
+#include "daemon/network_service.h"
 
 namespace airlock::daemon {
 
@@ -23,6 +24,9 @@ struct DaemonOptions {
   // [obs] Quota of tenants without their own (PUT /v1/tenants/{tenant}/quota); nullopt: unlimited.
   std::optional<int64_t> default_max_sandboxes = 100;
   std::optional<int64_t> default_max_memory_mb = 64 * 1024;
+  NetworkServiceOptions network;  // state_dir: set from the engine's run dir
+  // Host-based URLs of exposed ports: {port}-{sandbox_id}.DOMAIN ("": path-based /p/... only).
+  std::string proxy_domain;
 };
 
 // Returns the process exit status.

@@ -13,7 +13,7 @@ namespace {
 
 // The schema, one step per version, applied in order inside a transaction. Never edit a step that has
 // shipped: append a new one. Each store's tables live here so the version covers the whole file.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     // 1: API keys. `hash` is SHA-256 of the secret; the secret itself is never stored.
     R"sql(
       CREATE TABLE api_keys (
@@ -77,6 +77,43 @@ constexpr std::array<const char*, 4> kMigrations = {
         doc         TEXT NOT NULL,                        -- JSON: what was asked and how it ended
         PRIMARY KEY (sandbox_seq, id)
       );
+    )sql",
+    // 5: Idempotency-Key replays (idempotency.h): the first 2xx response of createSandbox and
+    // startProcess per (tenant, operation, scope, key). `scope` is the sandbox id for startProcess and
+    // '' for createSandbox; `expires_at` NULL: kept while the scope (sandbox) is live.
+    R"sql(
+      CREATE TABLE idempotency_keys (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order: the oldest are evicted first
+        tenant       TEXT NOT NULL,
+        operation    TEXT NOT NULL,
+        scope        TEXT NOT NULL,
+        idem_key     TEXT NOT NULL,
+        request_hash BLOB NOT NULL CHECK (length(request_hash) = 32),  -- SHA-256 of method, path, body
+        status       INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        headers      TEXT NOT NULL,                      -- JSON [[name, value], ...]
+        body         BLOB NOT NULL,
+        bytes        INTEGER NOT NULL,                   -- counted against the tenant's bound
+        created_at   INTEGER NOT NULL,                   -- ms since the epoch
+        expires_at   INTEGER,
+        UNIQUE (tenant, operation, scope, idem_key)
+      );
+      CREATE INDEX idempotency_keys_tenant ON idempotency_keys (tenant, seq);
+      CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at) WHERE expires_at IS NOT NULL;
+    )sql",
+    // 6: access tokens of exposed ports (port_tokens.h). `hash` is SHA-256 of the secret; rows go with
+    // their port (unexposed) and their sandbox (when it ends).
+    R"sql(
+      CREATE TABLE port_tokens (
+        token_id   TEXT PRIMARY KEY,
+        sandbox_id TEXT NOT NULL,
+        port       INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        name       TEXT NOT NULL,
+        hash       BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),
+        created_at INTEGER NOT NULL,                   -- ms since the epoch
+        expires_at INTEGER                             -- NULL: until revoked
+      );
+      CREATE INDEX port_tokens_port ON port_tokens (sandbox_id, port);
     )sql",
 };
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -108,6 +109,39 @@ ApiResult<FileReply> file_call(AgentConnection& conn, proto::Message request, st
     return api_error(ErrorCode::kAgentError, "the sandbox's agent connection was lost: " + reply->message);
   }
   return std::move(*reply);
+}
+
+ApiResult<std::vector<FileReply>> file_calls(AgentConnection& conn, std::vector<proto::Message> requests,
+                                             std::chrono::milliseconds timeout) {
+  std::vector<std::pair<uint32_t, std::shared_ptr<FileCallSink>>> calls;
+  auto forget_all = [&] {
+    for (auto& [id, sink] : calls) conn.forget(id);
+  };
+  for (auto& request : requests) {
+    request.id = conn.next_id();
+    auto sink = std::make_shared<FileCallSink>(request.type, 100000);
+    conn.expect(request.id, sink);
+    calls.emplace_back(request.id, sink);
+    if (auto sent = conn.send(request); !sent.ok()) {
+      forget_all();
+      return api_error(ErrorCode::kAgentError, "the sandbox's agent is unreachable: " + sent.error().message);
+    }
+  }
+  std::vector<FileReply> replies;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& [id, sink] : calls) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto reply = sink->wait(std::max(left, std::chrono::milliseconds(0)));
+    if (!reply) {
+      forget_all();
+      return api_error(ErrorCode::kAgentError, "the sandbox's agent did not answer the file request in time");
+    }
+    if (reply->connection_lost) {
+      return api_error(ErrorCode::kAgentError, "the sandbox's agent connection was lost: " + reply->message);
+    }
+    replies.push_back(std::move(*reply));
+  }
+  return replies;
 }
 
 ApiError file_error(uint32_t errnum, const std::string& path, const std::string& message) {

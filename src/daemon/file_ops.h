@@ -46,6 +46,12 @@ ApiResult<FileReply> file_call(AgentConnection& conn, agentproto::Message reques
                                std::chrono::milliseconds timeout = std::chrono::seconds(30),
                                size_t max_entries = 100000);
 
+// Sends every request at once (ids filled in), then waits for all their replies, returned in the
+// same order: a run of FileWrites costs one round trip instead of one per frame (the agent handles
+// them in order). The first lost connection or timeout is the error, as for file_call.
+ApiResult<std::vector<FileReply>> file_calls(AgentConnection& conn, std::vector<agentproto::Message> requests,
+                                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 // An agent's errno as the contract's error (path_not_found, permission_denied, disk_full, ...).
 ApiError file_error(uint32_t errnum, const std::string& path, const std::string& message);
 

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace airlock::daemon {
 
 struct HttpHeader {
@@ -35,6 +37,9 @@ struct HttpRequest {
   std::string target;               // request-target as received: "/v1/keys?limit=2"
   std::vector<HttpHeader> headers;  // as received; names compare case-insensitively
   std::string body;                 // empty until the server has read it
+  unsigned version = 11;            // 10 or 11 (HTTP/1.0, HTTP/1.1)
+  std::string peer;                 // the client's address ("" on the unix socket)
+  bool tls = false;                 // received over HTTPS
 
   // The first header with this name, if any.
   std::optional<std::string_view> header(std::string_view name) const {
@@ -64,6 +69,30 @@ class BodySource {
   virtual void cancel() = 0;
 };
 
+// A request body read as it arrives (the mirror image of BodySource), for routes whose bodies are too
+// large to hold (file uploads, raw stdin). Pull-based, so a slow consumer slows the client instead of
+// growing a buffer: the server reads the next piece from the socket only when asked. read() may be
+// called from any thread, one call at a time (the next only after the previous callback); the server
+// calls `callback` exactly once per read, from one of its I/O threads, and the callback must not block.
+// Each piece is 1 to `max` bytes, or empty with `end` (or `error`). After `end` or an error, further
+// reads answer at once the same way. A body larger than the route's limit, malformed chunked coding,
+// a client that goes away or stalls past the body timeout, and a server that stops all end in `error`;
+// the route then answers as it likes (its response is sent if the connection is still usable: the
+// server answers 413 or 400 itself when the body was at fault).
+struct BodyPiece {
+  std::string data;
+  bool end = false;   // the body is complete (data may still hold its last bytes)
+  std::string error;  // not empty: the body cannot be read (no more pieces)
+};
+
+class BodyReader {
+ public:
+  using Callback = std::function<void(BodyPiece piece)>;
+  static constexpr size_t kMaxPiece = 256 * 1024;  // larger `max` values are cut to this
+  virtual ~BodyReader() = default;
+  virtual void read(size_t max, Callback callback) = 0;
+};
+
 // The daemon's end of an accepted WebSocket (RFC 6455), handed to a WebSocketHandler. Thread-safe.
 class WebSocketPeer {
  public:
@@ -87,6 +116,28 @@ class WebSocketHandler {
   virtual void on_close() = 0;
 };
 
+// A client connection turned into a byte relay to another socket (the port proxy, issue 4). The
+// server writes `preamble` and then every byte the client sent after the request head to `socket`,
+// and relays both ways with bounded buffers until either side closes: streaming bodies, chunked
+// coding and WebSocket upgrades pass through unparsed. With `websocket`, the request must be a
+// WebSocket handshake: the server completes it and relays binary messages <-> bytes instead.
+class Tunnel {
+ public:
+  virtual ~Tunnel() = default;
+  virtual void close() = 0;  // ends the relay (both sides) now; thread-safe
+};
+
+struct TunnelTarget {
+  UniqueFd socket;       // a connected stream socket
+  std::string preamble;  // raw relays: written to `socket` first (the rewritten request head)
+  bool websocket = false;
+  // Raw relays: a header line ("Name: value\r\n") added to the first response the target sends
+  // (after its status line), e.g. the Set-Cookie of a token that came in the query.
+  std::string response_header;
+  // Called once the relay runs (on an I/O thread), with a handle that can end it later.
+  std::function<void(std::shared_ptr<Tunnel>)> opened;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -102,6 +153,8 @@ struct HttpResponse {
   // When set, the real response comes later (a long poll): the server calls this once with a
   // function to call exactly once, from any thread, with that response. No thread waits meanwhile.
   std::function<void(std::function<void(HttpResponse)>)> deferred;
+  // When set, the connection becomes a relay to the target (see TunnelTarget); nothing else is sent.
+  std::shared_ptr<TunnelTarget> tunnel;
 
   HttpResponse& with_header(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});

@@ -1,6 +1,7 @@
 // The HTTP/1.1 server (Boost.Beast over Asio): accepts on TCP and a unix socket, reads each request's
-// headers, asks the handler whether to take it (and how large a body it may have), reads the body,
-// and writes the handler's response. Keep-alive, timeouts against slow clients, 431 for oversized
+// headers, asks the handler whether to take it (and how large a body it may have), reads the body
+// (whole, or piece by piece as the handler asks: Admission::run_stream), and writes the handler's
+// response. Keep-alive, timeouts against slow clients, 431 for oversized
 // headers, 413 for oversized bodies, 400 for anything that is not HTTP, and a graceful drain on
 // SIGTERM/SIGINT. With TLS files, the TCP listeners speak HTTPS only (the unix socket stays plain HTTP).
 // It knows nothing about routes or keys: that is the handler's business.
@@ -30,6 +31,17 @@ struct Admission {
   // the response is ready. The I/O thread is free meanwhile (engine and agent work runs elsewhere).
   using Done = std::function<void(HttpResponse)>;
   std::function<void(HttpRequest, Done done)> run_async;
+  // Or, when set instead of both: the body is not read up front. The handler gets the head (its body
+  // empty) and a BodyReader, and calls `done` exactly once, from any thread (after its last read has
+  // been answered). An `Expect: 100-continue` is answered at the first read, so a request refused
+  // before reading never makes the client send its body. A body not read to its end closes the
+  // connection after the response.
+  std::function<void(HttpRequest, std::shared_ptr<BodyReader> body, Done done)> run_stream;
+  // Or: the request is forwarded, not answered (the port proxy). The body is not read; the handler
+  // gets the head and calls `done` once, from any thread, with a response carrying a raw `tunnel`
+  // (the connection becomes that relay, including any bytes read beyond the head) or with an
+  // ordinary response, sent before the connection closes.
+  std::function<void(HttpRequest, Done done)> run_tunnel;
 };
 
 class HttpHandler {

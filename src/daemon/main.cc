@@ -1,5 +1,6 @@
 // airlockd: the Airlock daemon. Serves the REST API of api/openapi.yaml, or manages API keys
 // (`airlockd keys ...`) on the same database. This file only parses the command line.
+#include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -56,6 +57,23 @@ int main(int argc, char** argv) {
       ->check(limit_check)
       ->capture_default_str();
 
+  app.add_option("--proxy-domain", daemon.proxy_domain,
+                 "exposed ports are also served as {port}-{sandbox_id}.DOMAIN (a wildcard DNS name for this host)");
+  // Sandbox networks (issue 4): only set up when a sandbox asks for an interface.
+  std::string net_pool4 = "10.213.0.0/16", net_pool6 = "fd00:a1c0:7e57::/64", net_uplink;
+  std::vector<std::string> net_dns;
+  app.add_option("--net-bridge", daemon.network.config.bridge, "host bridge of sandbox interfaces")
+      ->check([](const std::string& v) { return airlock::net::valid_interface_name(v) ? "" : "not an interface name"; })
+      ->capture_default_str();
+  app.add_option("--net-pool4", net_pool4, "IPv4 network of sandbox addresses (the gateway is its first address)")
+      ->capture_default_str();
+  app.add_option("--net-pool6", net_pool6, "IPv6 network of sandbox addresses")->capture_default_str();
+  app.add_option("--net-uplink", net_uplink, "NAT sandbox egress only out of this interface (default: any route)");
+  app.add_option("--net-dns-upstream", net_dns,
+                 "resolver(s) for allowed names, ADDR or ADDR:PORT (default: first nameserver of /etc/resolv.conf)");
+  app.add_flag("--net-ipv6-forwarding", daemon.network.ipv6_forwarding,
+               "turn on IPv6 forwarding for sandbox egress (also makes every interface ignore router adverts)");
+
   auto* keys = app.add_subcommand("keys", "manage API keys in DATA_DIR's database directly");
   keys->require_subcommand(1);
   keys->fallthrough();
@@ -92,5 +110,32 @@ int main(int argc, char** argv) {
   auto limit = [](const std::string& v) { return v == "unlimited" ? std::nullopt : std::optional<int64_t>(std::stoll(v)); };
   daemon.default_max_sandboxes = limit(default_max_sandboxes);  // [obs]
   daemon.default_max_memory_mb = limit(default_max_memory_mb);  // [obs]
+  auto pool = [](const std::string& text, int family, int min_prefix, int max_prefix, airlock::net::IpAddress* address,
+                 int* prefix) {
+    auto d = airlock::net::parse_destination(text);
+    if (!d.ok() || d->kind != airlock::net::Destination::Kind::kCidr || d->port || d->address.family != family ||
+        d->prefix_len < min_prefix || d->prefix_len > max_prefix) {
+      std::fprintf(stderr, "airlockd: %s: not an %s network with a prefix of /%d to /%d\n", text.c_str(),
+                   family == AF_INET ? "IPv4" : "IPv6", min_prefix, max_prefix);
+      return false;
+    }
+    *address = d->address;
+    *prefix = d->prefix_len;
+    return true;
+  };
+  if (!pool(net_pool4, AF_INET, 8, 24, &daemon.network.config.pool4, &daemon.network.config.pool4_prefix) ||
+      !pool(net_pool6, AF_INET6, 48, 112, &daemon.network.config.pool6, &daemon.network.config.pool6_prefix)) {
+    return 2;
+  }
+  if (!net_uplink.empty()) daemon.network.config.uplink = net_uplink;
+  for (const auto& text : net_dns) {
+    auto d = airlock::net::parse_destination(text);
+    if (!d.ok() || d->kind != airlock::net::Destination::Kind::kCidr ||
+        d->prefix_len != static_cast<int>(d->address.size()) * 8) {
+      std::fprintf(stderr, "airlockd: --net-dns-upstream %s: expected ADDR or ADDR:PORT\n", text.c_str());
+      return 2;
+    }
+    daemon.network.dns_upstream.emplace_back(d->address, d->port.value_or(53));
+  }
   return run_daemon(daemon);
 }

@@ -46,6 +46,7 @@ AgentSink::Verdict Process::on_message(const proto::Message& m) {
   std::vector<std::function<void()>> wake;
   Verdict verdict = Verdict::kMore;
   uint64_t credit = 0;
+  bool quiet = false;  // no blocking waiter needs this change
   {
     std::lock_guard guard(mu_);
     switch (m.type) {
@@ -53,6 +54,9 @@ AgentSink::Verdict Process::on_message(const proto::Message& m) {
         if (started_) return Verdict::kViolation;
         started_ = true;
         pid_ = m.started.pid;
+        // A run's only waiter sleeps until the end (see wait_started): waking it now would cost
+        // a thread switch per command for nothing.
+        if (spec_.kind == ProcessKind::kRun) quiet = true;
         break;
       case proto::Type::kExecFailed: {
         if (started_) return Verdict::kViolation;
@@ -135,7 +139,7 @@ AgentSink::Verdict Process::on_message(const proto::Message& m) {
       default:
         return Verdict::kViolation;
     }
-    cv_.notify_all();
+    if (!quiet) cv_.notify_all();
     wake_locked(wake);
   }
   if (credit) grant(credit);
@@ -223,6 +227,12 @@ Process::BufferInfo Process::buffer() const {
 
 bool Process::wait_started(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
+  if (spec_.kind == ProcessKind::kRun) {
+    // The caller waits for the end next: sleep until the end, or the timeout, and only then ask
+    // whether it started. One wake-up per short command instead of two (Started, then Exited).
+    cv_.wait_for(lock, timeout, [&] { return end_.has_value(); });
+    return started_;
+  }
   return cv_.wait_for(lock, timeout, [&] { return started_; });
 }
 

@@ -88,7 +88,8 @@ class Process : public AgentSink, public std::enable_shared_from_this<Process> {
   };
   BufferInfo buffer() const;
 
-  // Waits for Started/ExecFailed; false on timeout.
+  // Waits for Started/ExecFailed; false on timeout. A kRun process is waited for until it ends
+  // (Started does not wake the waiter) or the timeout passes, then checked for Started.
   bool wait_started(std::chrono::milliseconds timeout);
   // Waits for the end; false on timeout.
   bool wait_exit(std::chrono::milliseconds timeout);

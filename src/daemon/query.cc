@@ -1,5 +1,8 @@
 #include "daemon/query.h"
 
+#include <cmath>
+#include <cstdlib>
+
 #include <charconv>
 
 #include "daemon/url.h"
@@ -88,6 +91,20 @@ ApiResult<std::optional<std::string>> QueryParams::string(std::string_view name,
   if (!raw) return std::optional<std::string>();
   if (!valid(*raw)) return bad_parameter(name, std::string(name) + " must be " + std::string(rule));
   return std::optional<std::string>(std::string(*raw));
+}
+
+ApiResult<double> wait_timeout_seconds(const QueryParams& query) {
+  double seconds = 30;
+  if (auto t = query.get("timeout")) {
+    char* end = nullptr;
+    std::string text(*t);
+    seconds = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end || !std::isfinite(seconds) || seconds < 0 || seconds > 300) {
+      return api_error(ErrorCode::kInvalidParameter, "timeout must be a number of seconds from 0 to 300")
+          .with_field("timeout");
+    }
+  }
+  return seconds;
 }
 
 }  // namespace airlock::daemon

@@ -41,4 +41,7 @@ class QueryParams {
   std::vector<std::pair<std::string, std::string>> params_;
 };
 
+// The `timeout` parameter of a long poll: seconds, 0..300 (default 30); 400 invalid_parameter otherwise.
+ApiResult<double> wait_timeout_seconds(const QueryParams& query);
+
 }  // namespace airlock::daemon

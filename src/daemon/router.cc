@@ -48,6 +48,8 @@ void Router::add(Route route) {
   auto segments = parse_pattern(route.pattern);
   if (!segments) bad_route(route, "malformed pattern");
   if (!route.handler) bad_route(route, "no handler");
+  // A streamed body is read by blocking on it: that must never happen on an I/O thread.
+  if (route.body == BodyKind::kStream && !route.blocking) bad_route(route, "a streamed body needs a blocking route");
   for (const auto& e : entries_) {
     if (e.route.method == route.method && e.route.pattern == route.pattern) bad_route(route, "registered twice");
   }

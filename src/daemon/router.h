@@ -30,6 +30,9 @@ enum class Access {
 enum class BodyKind {
   kNone,  // ignored (still bounded by the body limit)
   kJson,  // Content-Type: application/json required (415 otherwise)
+  // Not read up front: the handler reads it piece by piece through RequestContext::body (uploads
+  // larger than anyone should hold in memory). Still bounded by body_limit; the route must be blocking.
+  kStream,
 };
 
 inline constexpr size_t kDefaultBodyLimit = size_t{1} << 20;  // 1 MiB, the contract's JSON limit
@@ -49,6 +52,7 @@ struct RequestContext {
   PathParams params;
   QueryParams query;
   Principal principal;  // empty for public routes
+  BodyReader* body = nullptr;  // set for BodyKind::kStream routes (request.body is then empty)
 };
 
 using Handler = std::function<ApiResult<HttpResponse>(const RequestContext&)>;

@@ -36,6 +36,11 @@ nlohmann::json sandbox_json(const SandboxRecord& r, UnixMillis now, const Sandbo
                           {"memory_peak_bytes", u.memory_peak_bytes}, {"disk_bytes", 0},
                           {"pids", u.pids}, {"oom_kills", u.oom_kills},
                           {"sampled_at", format_timestamp(now)}};
+  // Exposed ports go with the sandbox: an ended one lists none.
+  nlohmann::json ports = nlohmann::json::array();
+  if (is_live(r.state)) {
+    for (const auto& p : s.ports) ports.push_back({{"port", p.port}, {"public", p.is_public}});
+  }
   return {{"sandbox_id", r.sandbox_id},
           {"template", s.template_name},
           {"state", state_name(r.state)},
@@ -56,7 +61,8 @@ nlohmann::json sandbox_json(const SandboxRecord& r, UnixMillis now, const Sandbo
           {"workdir", s.workdir},
           {"command", nullptr},
           {"metadata", std::move(metadata)},
-          {"network", {{"mode", "none"}}},
+          {"network", network_to_json(s)},
+          {"ports", std::move(ports)},
           {"usage", std::move(usage)}};
 }
 

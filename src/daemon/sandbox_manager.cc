@@ -1,5 +1,9 @@
 #include "daemon/sandbox_manager.h"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <signal.h>
 
 #include <algorithm>
@@ -25,14 +29,16 @@ ApiError not_found(std::string_view sandbox_id) {
   return api_error(ErrorCode::kSandboxNotFound, "sandbox " + std::string(sandbox_id) + " not found");
 }
 
-ApiError not_running(const SandboxRecord& r) {
+ApiError not_running(const SandboxRecord& r) { return sandbox_not_running_error(r); }
+
+}  // namespace
+
+ApiError sandbox_not_running_error(const SandboxRecord& r) {
   nlohmann::json reason = r.stop_reason ? nlohmann::json(*r.stop_reason) : nlohmann::json();
   return api_error(ErrorCode::kSandboxNotRunning,
                    "sandbox " + r.sandbox_id + " is " + std::string(state_name(r.state)))
       .with_details({{"state", state_name(r.state)}, {"stop_reason", reason}});
 }
-
-}  // namespace
 
 SandboxManager::SandboxManager(Engine engine, IdRangeAllocator ids, SandboxStore& store, const Logger& log,
                                SandboxPolicy policy, WallClock clock)
@@ -42,6 +48,14 @@ SandboxManager::~SandboxManager() { stop_timer(); }
 
 void SandboxManager::destroy(DetachedSandbox detached) {
   std::string name = detached.name;
+  // Before the id range is released: its index names the sandbox's interface and addresses.
+  if (network_) {
+    if (auto* networks = network_->started()) {
+      if (auto gone = networks->detach(detached.ids.index(), /*sandbox_ending=*/true); !gone.ok()) {
+        log_.warn("destroy " + name + ": network: " + gone.error().describe());
+      }
+    }
+  }
   Status status;
   {
     std::lock_guard guard(engine_mu_);
@@ -153,7 +167,15 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
     }
     return fail(made.error(), internal_error(made.error()));
   }
+  // The pidfd names the sandbox's network namespace for as long as init lives (no pid reuse race).
+  UniqueFd pidfd(::fcntl(made.value().pidfd(), F_DUPFD_CLOEXEC, 0));
   DetachedSandbox detached = made.value().detach();
+  if (auto refused = attach_network(record, detached.ids.index(), pidfd.get())) {
+    Error cause = plain_error(refused->message);
+    destroy(std::move(detached));
+    return fail(cause, std::move(*refused));
+  }
+  pidfd.reset();
   auto entry = std::make_shared<Live>();
   entry->sandbox_id = record.sandbox_id;
   entry->tenant = tenant;
@@ -168,6 +190,16 @@ ApiResult<SandboxRecord> SandboxManager::create(const std::string& tenant, const
     Error cause = agent.error();
     destroy(std::move(detached));
     return fail(cause, api_error(ErrorCode::kAgentError, "the sandbox's agent did not answer"));
+  }
+  if (record.settings.network.has_interface()) {
+    if (auto written = write_resolv_conf(record, *entry); !written.ok()) {
+      {
+        std::lock_guard agent_guard(entry->agent_mu);
+        if (entry->conn) entry->conn->close(Error{ECANCELED, "sandbox ended"});
+      }
+      destroy(std::move(detached));
+      return fail(written.error(), internal_error(written.error()));
+    }
   }
   if (settings.workdir != "/root") {  // "created if missing"
     RunCommandRequest mkdir;
@@ -250,6 +282,8 @@ ApiResult<SandboxRecord> SandboxManager::end(const std::string& tenant, std::str
   }
   UnixMillis now = clock_();
   if (is_live(record.state)) {
+    record.settings.ipv4.clear();  // the interface went with the sandbox
+    record.settings.ipv6.clear();
     record.state = state;
     record.stop_reason = std::move(reason);
     record.stop_message = std::move(message);
@@ -453,6 +487,26 @@ void SandboxManager::recover() {
       destroy(std::move(detached));
       mark_dead(why);
       continue;
+    }
+    if (r.settings.network.has_interface()) {
+      Status adopted = plain_error("sandbox networking is not configured");
+      if (network_) {
+        UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, detached.init_pid, 0)));
+        auto networks = network_->networks();
+        adopted = !networks.ok() ? Status(networks.error())
+                  : !pidfd        ? Status(sys_error("pidfd_open"))
+                                  : (*networks)->adopt(detached.ids.index(), pidfd.get(), r.sandbox_id, r.settings.network);
+      }
+      if (!adopted.ok()) {
+        // Running without its rules is not an option: stop it rather than let it out unfiltered.
+        {
+          std::lock_guard agent_guard(entry->agent_mu);
+          if (entry->conn) entry->conn->close(Error{ECANCELED, "sandbox ended"});
+        }
+        destroy(std::move(detached));
+        mark_dead("its network could not be restored: " + adopted.error().describe());
+        continue;
+      }
     }
     entry->expires_at = r.expires_at.value_or(clock_());
     entry->idle_timeout_ms = r.settings.idle_timeout.value_or(0) * 1000;

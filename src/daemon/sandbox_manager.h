@@ -22,6 +22,7 @@
 #include "daemon/process.h"
 #include "daemon/errors.h"
 #include "daemon/log.h"
+#include "daemon/network_service.h"
 #include "daemon/sandbox_request.h"
 #include "daemon/sandbox_store.h"
 #include "daemon/sandbox_usage.h"  // [obs]
@@ -57,6 +58,9 @@ struct CommandRun {
   double duration_ms = 0;
 };
 
+// 409 sandbox_not_running with the record's state and stop_reason in details.
+ApiError sandbox_not_running_error(const SandboxRecord& record);
+
 class SandboxManager {
  public:
   SandboxManager(Engine engine, IdRangeAllocator ids, SandboxStore& store, const Logger& log,
@@ -80,6 +84,11 @@ class SandboxManager {
   ApiResult<SandboxRecord> terminate(const std::string& tenant, std::string_view sandbox_id);
   ApiResult<SandboxRecord> set_timeout(const std::string& tenant, std::string_view sandbox_id,
                                        const SetTimeoutRequest& request);
+  // Replaces a running sandbox's egress policy (PUT /network); the record's settings keep it.
+  ApiResult<SandboxRecord> set_network(const std::string& tenant, std::string_view sandbox_id,
+                                       const net::EgressPolicy& policy);
+  // Sandbox networking (issue 4); null: only sandboxes without an interface can be created.
+  void set_network_service(NetworkService* network) { network_ = network; }
   ApiResult<CommandRun> run(const std::string& tenant, std::string_view sandbox_id, const RunCommandRequest& request);
 
   // ---- processes (sandbox_processes.cc) ----
@@ -95,6 +104,25 @@ class SandboxManager {
   ApiResult<std::shared_ptr<AgentConnection>> agent(const std::string& tenant, std::string_view sandbox_id);
   static constexpr size_t kMaxProcesses = 256;
   static constexpr size_t kKeptExited = 100;
+
+  // ---- exposed ports (sandbox_ports.cc) ----
+  // Adds a port to a live sandbox, or changes `public` of one it has; `added` says which.
+  struct PortChange {
+    SandboxRecord record;
+    ExposedPort port;
+    bool added = false;
+  };
+  ApiResult<PortChange> expose_port(const std::string& tenant, std::string_view sandbox_id, ExposedPort port);
+  // 404 port_not_found when the sandbox does not expose it.
+  ApiResult<SandboxRecord> unexpose_port(const std::string& tenant, std::string_view sandbox_id, uint16_t port);
+  // For the port proxy (any tenant; counts as activity): while the sandbox is live, its tenant, exposed
+  // ports and a pidfd of its init (whose network namespace has the ports). nullopt otherwise.
+  struct PortTarget {
+    std::string tenant;
+    std::vector<ExposedPort> ports;
+    UniqueFd pidfd;
+  };
+  std::optional<PortTarget> port_target(std::string_view sandbox_id);
 
   // [obs] The live sandboxes as (sandbox_id, tenant), for /metrics; fn runs without the manager's locks.
   void for_each_live(const std::function<void(const std::string&, const std::string&)>& fn);
@@ -147,6 +175,10 @@ class SandboxManager {
   ApiResult<SandboxRecord> end(const std::string& tenant, std::string_view sandbox_id, SandboxState state,
                                std::optional<std::string> reason, std::optional<std::string> message);
   void destroy(DetachedSandbox detached);
+  // Gives the sandbox its interface and rules (policy with an interface only) and its resolv.conf;
+  // fills record.settings.ipv4/ipv6. The caller undoes with destroy() (which detaches).
+  std::optional<ApiError> attach_network(SandboxRecord& record, uint32_t index, int pidfd);
+  Status write_resolv_conf(const SandboxRecord& record, Live& live);
   // [obs] A lifecycle entry in the sandbox's log (state and stop_reason from the record).
   void log_lifecycle(const SandboxRecord& record, std::string event, std::string message);
   // [obs] A blocking command's start, output tails and exit in the sandbox's log.
@@ -171,6 +203,7 @@ class SandboxManager {
   bool stopping_ = false;
   std::thread timer_;
   std::atomic<bool> shutting_down_{false};
+  NetworkService* network_ = nullptr;
 };
 
 }  // namespace airlock::daemon

@@ -113,9 +113,49 @@ bool template_ok(std::string_view t) {
 
 }  // namespace
 
+ApiResult<ExposedPort> parse_exposed_port(const nlohmann::json& item, const std::string& field) {
+  ExposedPort p;
+  auto sub = [&field](const std::string& key) { return field.empty() ? key : field + "." + key; };
+  const nlohmann::json* port = &item;
+  if (item.is_object()) {
+    for (auto it = item.begin(); it != item.end(); ++it) {
+      if (it.key() != "port" && it.key() != "public") return bad(sub(it.key()), "is not a known field");
+    }
+    if (!item.contains("port")) return bad(sub("port"), "is required");
+    port = &item["port"];
+    if (item.contains("public")) {
+      if (!item["public"].is_boolean()) return bad(sub("public"), "must be a boolean");
+      p.is_public = item["public"].get<bool>();
+    }
+  }
+  std::string port_field = item.is_object() ? sub("port") : field;
+  if (!port->is_number_integer()) return bad(port_field, "must be an integer between 1 and 65535");
+  int64_t n = port->get<int64_t>();
+  if (n < 1 || n > 65535) return bad(port_field, "must be an integer between 1 and 65535");
+  p.port = static_cast<uint16_t>(n);
+  return p;
+}
+
+ApiResult<std::vector<ExposedPort>> parse_ports(const nlohmann::json& v) {
+  if (!v.is_array()) return bad("ports", "must be an array of ports (integers or {port, public})");
+  if (v.size() > kMaxExposedPorts) return bad("ports", "has more than " + std::to_string(kMaxExposedPorts) + " ports");
+  std::vector<ExposedPort> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string field = "ports[" + std::to_string(i) + "]";
+    if (!v[i].is_object() && !v[i].is_number()) return bad(field, "must be an integer or {port, public}");
+    API_TRY(auto p, parse_exposed_port(v[i], field));
+    for (const auto& seen : out) {
+      if (seen.port == p.port) return bad(field, "repeats port " + std::to_string(p.port));
+    }
+    out.push_back(p);
+  }
+  std::sort(out.begin(), out.end(), [](const ExposedPort& a, const ExposedPort& b) { return a.port < b.port; });
+  return out;
+}
+
 ApiResult<SandboxSettings> parse_create_sandbox(const nlohmann::json& body) {
   if (auto e = unknown_fields(body, {"template", "cpu", "memory_mb", "disk_mb", "pids", "timeout", "idle_timeout", "env",
-                                     "workdir", "metadata", "network", "command"})) {
+                                     "workdir", "metadata", "network", "command", "ports"})) {
     return *e;
   }
   SandboxSettings s;
@@ -168,13 +208,10 @@ ApiResult<SandboxSettings> parse_create_sandbox(const nlohmann::json& body) {
     std::sort(s.metadata.begin(), s.metadata.end());
   }
   if (body.contains("network")) {
-    const auto& n = body["network"];
-    if (!n.is_object()) return bad("network", "must be an object");
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      if (it.key() != "mode") return bad("network." + it.key(), "is not a known field");
-    }
-    if (!n.contains("mode")) return bad("network.mode", "is required");
-    if (!n["mode"].is_string() || n["mode"].get<std::string>() != "none") return bad("network.mode", "must be none");
+    API_TRY(s.network, parse_network(body["network"], "network."));
+  }
+  if (body.contains("ports")) {
+    API_TRY(s.ports, parse_ports(body["ports"]));
   }
   if (body.contains("command") && !body["command"].is_null()) {
     API_TRY(auto argv, argv_array(body["command"], "command"));
@@ -185,6 +222,48 @@ ApiResult<SandboxSettings> parse_create_sandbox(const nlohmann::json& body) {
         .with_field("command");
   }
   return s;
+}
+
+ApiResult<net::EgressPolicy> parse_network(const nlohmann::json& n, const std::string& prefix) {
+  std::string object = prefix.empty() ? std::string("body") : prefix.substr(0, prefix.size() - 1);
+  if (!n.is_object()) return bad(object, "must be an object");
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    if (it.key() != "mode" && it.key() != "allow_out" && it.key() != "deny_out" && it.key() != "bandwidth_mbps") {
+      return bad(prefix + it.key(), "is not a known field");
+    }
+  }
+  net::EgressPolicy policy;
+  if (n.contains("mode")) {
+    const auto& m = n["mode"];
+    if (!m.is_string() || (m.get<std::string>() != "none" && m.get<std::string>() != "allow")) {
+      return bad(prefix + "mode", "must be none or allow");
+    }
+    policy.mode = m.get<std::string>() == "allow" ? net::EgressMode::kAllow : net::EgressMode::kNone;
+  }
+  if (n.contains("bandwidth_mbps") && !n["bandwidth_mbps"].is_null()) {
+    const auto& v = n["bandwidth_mbps"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > net::kMaxBandwidthMbps) {
+      return bad(prefix + "bandwidth_mbps", "must be an integer between 1 and " + std::to_string(net::kMaxBandwidthMbps));
+    }
+    policy.bandwidth_mbps = static_cast<uint32_t>(v.get<int64_t>());
+  }
+  for (auto [list, name] : {std::pair{&policy.allow_out, "allow_out"}, std::pair{&policy.deny_out, "deny_out"}}) {
+    if (!n.contains(name)) continue;
+    const auto& items = n[name];
+    std::string field = prefix + name;
+    if (!items.is_array()) return bad(field, "must be an array of strings");
+    if (items.size() > net::kMaxPolicyEntries) {
+      return bad(field, "must have at most " + std::to_string(net::kMaxPolicyEntries) + " entries");
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string item_field = field + "[" + std::to_string(i) + "]";
+      if (!items[i].is_string()) return bad(item_field, "must be a string");
+      auto d = net::parse_destination(items[i].get<std::string>());
+      if (!d.ok()) return bad(item_field, d.error().message);
+      list->push_back(std::move(d).value());
+    }
+  }
+  return policy;
 }
 
 ApiResult<SetTimeoutRequest> parse_set_timeout(const nlohmann::json& body) {

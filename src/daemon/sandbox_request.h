@@ -16,8 +16,16 @@
 
 namespace airlock::daemon {
 
-// CreateSandboxRequest after defaults. Only the `host` template and `network: none` exist so far.
+// CreateSandboxRequest after defaults. Only the `host` template exists so far.
 ApiResult<SandboxSettings> parse_create_sandbox(const nlohmann::json& body);
+
+// NetworkConfig (create's `network`, PUT /network): `prefix` names the fields in errors ("network.").
+ApiResult<net::EgressPolicy> parse_network(const nlohmann::json& body, const std::string& prefix);
+
+// `ports` of CreateSandboxRequest: at most kMaxExposedPorts, each 1..65535 or {port, public}; no repeats.
+ApiResult<std::vector<ExposedPort>> parse_ports(const nlohmann::json& body);
+// One port: an integer or {port, public} (the body of POST .../ports, with `field` "" there).
+ApiResult<ExposedPort> parse_exposed_port(const nlohmann::json& item, const std::string& field);
 
 struct SetTimeoutRequest {
   std::optional<int64_t> timeout;    // seconds from now

@@ -96,11 +96,29 @@ bool metadata_matches(const SandboxRecord& r, const StringPairs& wanted) {
 
 }  // namespace
 
+nlohmann::json network_to_json(const SandboxSettings& s) {
+  auto list = [](const std::vector<net::Destination>& items) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : items) out.push_back(d.str());
+    return out;
+  };
+  return {{"mode", s.network.mode == net::EgressMode::kAllow ? "allow" : "none"},
+          {"allow_out", list(s.network.allow_out)},
+          {"deny_out", list(s.network.deny_out)},
+          {"bandwidth_mbps", s.network.bandwidth_mbps ? nlohmann::json(*s.network.bandwidth_mbps) : nlohmann::json()},
+          {"ipv4", s.ipv4.empty() ? nlohmann::json() : nlohmann::json(s.ipv4)},
+          {"ipv6", s.ipv6.empty() ? nlohmann::json() : nlohmann::json(s.ipv6)}};
+}
+
 std::string settings_to_json(const SandboxSettings& s) {
   nlohmann::json j = {{"template", s.template_name}, {"cpu_millis", s.cpu_millis}, {"memory_mb", s.memory_mb},
                       {"disk_mb", s.disk_mb},        {"pids", s.pids},             {"timeout", s.timeout},
                       {"workdir", s.workdir},        {"env", pairs_to_json(s.env)}, {"metadata", pairs_to_json(s.metadata)}};
   j["idle_timeout"] = s.idle_timeout ? nlohmann::json(*s.idle_timeout) : nlohmann::json();
+  j["network"] = network_to_json(s);
+  nlohmann::json ports = nlohmann::json::array();
+  for (const auto& p : s.ports) ports.push_back({{"port", p.port}, {"public", p.is_public}, {"created_at", p.created_at}});
+  j["ports"] = std::move(ports);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -119,6 +137,27 @@ Result<SandboxSettings> settings_from_json(std::string_view text) {
     s.workdir = j.value("workdir", s.workdir);
     if (j.contains("env")) s.env = pairs_from_json(j["env"]);
     if (j.contains("metadata")) s.metadata = pairs_from_json(j["metadata"]);
+    if (j.contains("network") && j["network"].is_object()) {
+      const auto& n = j["network"];
+      s.network.mode = n.value("mode", std::string("none")) == "allow" ? net::EgressMode::kAllow : net::EgressMode::kNone;
+      for (auto [list, name] : {std::pair{&s.network.allow_out, "allow_out"}, std::pair{&s.network.deny_out, "deny_out"}}) {
+        for (const auto& entry : n.value(name, nlohmann::json::array())) {
+          auto d = net::parse_destination(entry.get<std::string>());
+          if (!d.ok()) return std::move(d).error().with_context("sandbox spec: network");
+          list->push_back(std::move(d).value());
+        }
+      }
+      if (n.contains("bandwidth_mbps") && n["bandwidth_mbps"].is_number_unsigned()) {
+        s.network.bandwidth_mbps = n["bandwidth_mbps"].get<uint32_t>();
+      }
+      if (n.contains("ipv4") && n["ipv4"].is_string()) s.ipv4 = n["ipv4"].get<std::string>();
+      if (n.contains("ipv6") && n["ipv6"].is_string()) s.ipv6 = n["ipv6"].get<std::string>();
+    }
+    if (j.contains("ports") && j["ports"].is_array()) {
+      for (const auto& p : j["ports"]) {
+        s.ports.push_back({p.at("port").get<uint16_t>(), p.value("public", false), p.value("created_at", int64_t{0})});
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     return plain_error(std::string("sandbox spec: ") + e.what());
   }

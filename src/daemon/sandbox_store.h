@@ -3,6 +3,8 @@
 // index, init pid, agent socket). The store knows nothing of the engine; SandboxManager drives it.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,10 +15,19 @@
 #include "common/result.h"
 #include "daemon/database.h"
 #include "daemon/timestamp.h"
+#include "network/egress_policy.h"
 
 namespace airlock::daemon {
 
 using StringPairs = std::vector<std::pair<std::string, std::string>>;
+
+// A port reachable through the daemon's port proxy (issue 4, "Exposed ports").
+struct ExposedPort {
+  uint16_t port = 0;
+  bool is_public = false;  // no access token needed
+  UnixMillis created_at = 0;
+};
+inline constexpr size_t kMaxExposedPorts = 32;
 
 // What a sandbox was created with (CreateSandboxRequest after defaults).
 struct SandboxSettings {
@@ -30,9 +41,14 @@ struct SandboxSettings {
   std::string workdir = "/root";
   StringPairs env;       // never echoed back
   StringPairs metadata;  // sorted by key
+  net::EgressPolicy network;
+  std::string ipv4, ipv6;  // the sandbox's addresses while it has an interface (else empty)
+  std::vector<ExposedPort> ports;  // sorted by port, unique; changed by the port routes
 };
 
 std::string settings_to_json(const SandboxSettings& settings);
+// The contract's SandboxNetwork: policy in canonical form, addresses (null without an interface).
+nlohmann::json network_to_json(const SandboxSettings& settings);
 Result<SandboxSettings> settings_from_json(std::string_view text);
 
 enum class SandboxState { kStarting, kRunning, kStopped, kTerminated };

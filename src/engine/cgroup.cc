@@ -114,11 +114,17 @@ Result<std::vector<CgroupMount>> parse_mountinfo(std::string_view text) {
     std::vector<std::string_view> f = split(line, ' ');
     size_t sep = 6;
     while (sep < f.size() && f[sep] != "-") ++sep;
-    if (f.size() < 10 || sep + 3 >= f.size() || !f[3].starts_with('/') || !f[4].starts_with('/'))
+    // The root field is a path for most mounts but not all: a bound namespace file (`ip netns
+    // add`) shows "net:[4026532557]". Only cgroup mounts need it to be a path.
+    if (f.size() < 10 || sep + 3 >= f.size() || !f[4].starts_with('/'))
       return plain_error("parse /proc/self/mountinfo line " + std::to_string(line_no) + " \"" +
                          std::string(line.substr(0, 80)) + "\": unexpected format");
     std::string_view fstype = f[sep + 1];
     if (fstype != "cgroup" && fstype != "cgroup2") continue;
+    if (!f[3].starts_with('/')) {
+      return plain_error("parse /proc/self/mountinfo line " + std::to_string(line_no) + ": cgroup mount root \"" +
+                         std::string(f[3].substr(0, 80)) + "\" is not a path");
+    }
     mounts.push_back(CgroupMount{fstype == "cgroup2", unescape_octal(f[3]), unescape_octal(f[4]),
                                  std::string(f[sep + 3])});
   }

@@ -136,8 +136,11 @@ int open_null_at(int target) {
 
   // Drop the host root's supplementary groups, then become uid/gid 0 of our own namespace
   // (host ids base..base+65535): from here on nothing we do is privileged outside it.
-  if (::setgroups(0, nullptr) != 0) fail(ctx, kSetGroups, errno);
-  if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) fail(ctx, kSetIds, errno);
+  // Raw syscalls: glibc's wrappers apply a credential change to every thread of the process
+  // (setxid broadcast over the thread list), and this child of a multithreaded parent inherited
+  // that list without the threads: it would wait forever on one caught mid-creation or exit.
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) fail(ctx, kSetGroups, errno);
+  if (::syscall(SYS_setresgid, 0, 0, 0) != 0 || ::syscall(SYS_setresuid, 0, 0, 0) != 0) fail(ctx, kSetIds, errno);
 
   // The parent has put us in the sandbox cgroup: make it our cgroup namespace's root, so
   // /proc/self/cgroup reveals nothing of the host's hierarchy.

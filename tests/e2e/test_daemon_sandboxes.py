@@ -41,7 +41,7 @@ def test_defaults(admin, sandboxes):
     sb = sandboxes.create(admin).json
     assert (sb["template"], sb["cpu"], sb["memory_mb"], sb["disk_mb"], sb["pids"], sb["timeout"]) == \
         ("host", 1, 512, 1024, 256, 300)
-    assert sb["workdir"] == "/root" and sb["network"] == {"mode": "none"} and sb["metadata"] == {}
+    assert sb["workdir"] == "/root" and sb["network"] == {"mode": "none", "allow_out": [], "deny_out": [], "bandwidth_mbps": None, "ipv4": None, "ipv6": None} and sb["metadata"] == {}
 
 
 def test_workdir_is_created_and_used(admin, sandboxes):
@@ -90,7 +90,11 @@ def test_unknown_or_malformed_id_is_404(admin, sid):
     ({"metadata": {"-bad": "x"}}, "metadata.-bad"),
     ({"metadata": {"k": "v" * 257}}, "metadata.k"),
     ({"network": {"mode": "host"}}, "network.mode"),
-    ({"network": {}}, "network.mode"),
+    ({"network": {"ports": [1]}}, "network.ports"),
+    ({"network": {"allow_out": "github.com"}}, "network.allow_out"),
+    ({"network": {"allow_out": ["10.0.0.0/33"]}}, "network.allow_out[0]"),
+    ({"network": {"deny_out": ["ok.test", "bad name"]}}, "network.deny_out[1]"),
+    ({"network": {"allow_out": ["1.2.3.4:0"]}}, "network.allow_out[0]"),
     ({"template": "Not Valid"}, "template"),
     ({"surprise": 1}, "surprise"),
 ])

@@ -23,7 +23,7 @@ def test_create_runs_and_round_trips_every_option(new_sandbox):
     assert info.cpu == 0.5 and info.memory_mb == 256 and info.disk_mb == 300 and info.pids == 64
     assert info.workdir == "/tmp/work"
     assert info.metadata == {"suite": "sdk", "run": label}
-    assert info.network == {"mode": "none"}
+    assert info.network == {"mode": "none", "allow_out": [], "deny_out": [], "bandwidth_mbps": None, "ipv4": None, "ipv6": None}
     assert "env" not in info.raw  # never echoed back
     assert isinstance(info.created_at, datetime.datetime) and info.created_at.tzinfo is not None
     assert info.expires_at > info.created_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import re
 import ssl
+import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
@@ -63,6 +64,25 @@ class _hybridmethod:
         return on_class
 
 
+def _network_body(network: Optional[Mapping[str, Any]], allow_internet_access: Optional[bool],
+                  allow_out: Optional[Sequence[str]], deny_out: Optional[Sequence[str]]) -> Optional[Dict[str, Any]]:
+    """The API's NetworkConfig from create()/set_network() arguments (None: nothing asked)."""
+    if network is None and allow_internet_access is None and allow_out is None and deny_out is None:
+        return None
+    body: Dict[str, Any] = dict(network or {})
+    if allow_internet_access is not None:
+        body["mode"] = "allow" if allow_internet_access else "none"
+    if allow_out is not None:
+        if isinstance(allow_out, str):
+            raise TypeError("allow_out must be a list of destinations, not a string")
+        body["allow_out"] = [str(d) for d in allow_out]
+    if deny_out is not None:
+        if isinstance(deny_out, str):
+            raise TypeError("deny_out must be a list of destinations, not a string")
+        body["deny_out"] = [str(d) for d in deny_out]
+    return body
+
+
 class Sandbox:
     """A sandbox on an ``airlockd``.
 
@@ -115,7 +135,10 @@ class Sandbox:
                env: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None,
                metadata: Optional[Mapping[str, str]] = None, idle_timeout: Optional[int] = None,
                workdir: Optional[str] = None, command: Optional[Sequence[str]] = None,
-               network: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None,
+               network: Optional[Mapping[str, Any]] = None, allow_internet_access: Optional[bool] = None,
+               allow_out: Optional[Sequence[str]] = None, deny_out: Optional[Sequence[str]] = None,
+               idempotency_key: Optional[str] = None,
+               ports: Optional[Sequence[Union[int, Mapping[str, Any]]]] = None,
                api_url: Optional[str] = None, api_key: Optional[str] = None,
                request_timeout: Optional[float] = 60.0, ssl_context: Optional[ssl.SSLContext] = None) -> "Sandbox":
         """Creates a sandbox and returns once it runs.
@@ -132,8 +155,16 @@ class Sandbox:
             idle_timeout: stop after this many seconds without API activity (default: none).
             workdir: default working directory (default ``/root``).
             command: optional entry command (argv); the sandbox stops when it exits.
-            network: network settings (``{"mode": "none"}``, the only mode today).
+            network: the egress policy as the API takes it: ``{"mode": "none" | "allow", "allow_out": [...],
+                "deny_out": [...]}``. Default: no network at all (loopback only).
+            allow_internet_access: shorthand for ``mode="allow"`` (True) or ``"none"`` (False), as in E2B:
+                the internet through NAT, never private ranges, cloud metadata, the host or other sandboxes.
+            allow_out: destinations reachable even so: CIDRs, ``"ADDR:PORT"``, domains, ``"*.domain"``
+                (with ``mode="none"`` only these; domains are resolved by the daemon's filtering resolver).
+            deny_out: destinations never reachable (wins over ``allow_out``).
             idempotency_key: makes a retried create return the same sandbox (one is generated otherwise).
+            ports: ports to expose through the daemon's port proxy: numbers (an access token is needed,
+                see :meth:`create_port_token`) or ``{"port": 3000, "public": True}``. See :meth:`get_url`.
             api_url, api_key: the daemon; default ``$AIRLOCK_URL`` and ``$AIRLOCK_API_KEY``.
             request_timeout: the default HTTP timeout of this sandbox's requests.
 
@@ -169,8 +200,11 @@ class Sandbox:
             body["workdir"] = workdir
         if command is not None:
             body["command"] = [str(a) for a in command]
-        if network is not None:
-            body["network"] = dict(network)
+        net = _network_body(network, allow_internet_access, allow_out, deny_out)
+        if net is not None:
+            body["network"] = net
+        if ports is not None:
+            body["ports"] = [dict(p) if isinstance(p, Mapping) else int(p) for p in ports]
         http = HttpClient(api_url, api_key, request_timeout=request_timeout, ssl_context=ssl_context)
         try:
             response = http.request("POST", "/v1/sandboxes", json=body,
@@ -259,6 +293,89 @@ class Sandbox:
         """Moves the sandbox's deadline ``seconds`` later."""
         self._info = SandboxInfo.from_json(self._http.post_json(self._base + "/timeout", {"extend_by": int(seconds)}))
         return self._info
+
+    @_hybridmethod
+    def set_network(self, network: Optional[Mapping[str, Any]] = None, *, allow_internet_access: Optional[bool] = None,
+                    allow_out: Optional[Sequence[str]] = None, deny_out: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        """Replaces the running sandbox's egress policy (same arguments as :meth:`create`; what is not given
+        takes its default: no network). Established connections to destinations it now denies are cut.
+        Returns the new policy with the sandbox's addresses (``ipv4``/``ipv6``, None without an interface)."""
+        body = _network_body(network, allow_internet_access, allow_out, deny_out) or {}
+        result = self._http.request("PUT", self._base + "/network", json=body).json()
+        if self._info is not None:
+            self._info.network = dict(result)
+        return result
+
+    # -- exposed ports ----------------------------------------------------------------------------
+    @_hybridmethod
+    def expose_port(self, port: int, public: bool = False) -> Dict[str, Any]:
+        """Exposes ``port`` through the daemon's port proxy (or changes whether it is public). Returns
+        ``{"port", "public", "url", "host_url", "created_at"}``. Nothing needs to listen yet."""
+        return self._http.post_json(self._base + "/ports", {"port": int(port), "public": bool(public)})
+
+    @_hybridmethod
+    def unexpose_port(self, port: int) -> None:
+        """Stops exposing ``port``; its access tokens are revoked and its proxied connections closed."""
+        self._http.request("DELETE", f"{self._base}/ports/{int(port)}")
+
+    @_hybridmethod
+    def list_ports(self) -> List[Dict[str, Any]]:
+        """The exposed ports with their URLs (``url`` path-based, ``host_url`` with a proxy domain)."""
+        return list(self._http.get_json(self._base + "/ports")["ports"])
+
+    def _exposed(self, port: int) -> Dict[str, Any]:
+        for p in self.list_ports():
+            if p["port"] == int(port):
+                return p
+        raise errors.NotFoundError(f"sandbox {self.sandbox_id} does not expose port {port}", status=404,
+                                   code="port_not_found")
+
+    @_hybridmethod
+    def get_url(self, port: int) -> str:
+        """The URL of an exposed port: host-based when the daemon has a proxy domain, else path-based
+        (``http://DAEMON/p/ID/PORT/``). Non-public ports need a token (:meth:`create_port_token`) in the
+        ``X-Airlock-Port-Token`` header or the ``airlock_token`` query parameter."""
+        p = self._exposed(port)
+        return p["host_url"] or p["url"]
+
+    @_hybridmethod
+    def get_host(self, port: int) -> str:
+        """``HOST[:PORT]`` of an exposed port's host-based URL, as in E2B (``{port}-{id}.{domain}``).
+        Raises ``InvalidArgumentError`` when the daemon runs without ``--proxy-domain``: use :meth:`get_url`."""
+        p = self._exposed(port)
+        if not p["host_url"]:
+            raise errors.InvalidArgumentError("the daemon has no proxy domain (airlockd --proxy-domain); use get_url()",
+                                              code="invalid_parameter")
+        return p["host_url"].split("://", 1)[1].rstrip("/")
+
+    @_hybridmethod
+    def create_port_token(self, port: int, expires_in: Optional[int] = None, name: Optional[str] = None) -> Dict[str, Any]:
+        """Creates an access token for an exposed port. Returns ``{"token", "token_id", "expires_at", ...}``;
+        ``token`` (the secret) is shown only here. ``expires_in``: seconds (default: until revoked)."""
+        body: Dict[str, Any] = {}
+        if expires_in is not None:
+            body["expires_in"] = int(expires_in)
+        if name is not None:
+            body["name"] = name
+        return self._http.post_json(f"{self._base}/ports/{int(port)}/tokens", body)
+
+    @_hybridmethod
+    def revoke_port_token(self, port: int, token_id: str) -> None:
+        """Revokes an access token (requests carrying it are refused from now on)."""
+        self._http.request("DELETE", f"{self._base}/ports/{int(port)}/tokens/{quote_path(token_id)}")
+
+    @_hybridmethod
+    def wait_for_port(self, port: int, timeout: float = 30) -> bool:
+        """Waits until something accepts TCP connections on ``port`` inside the sandbox (127.0.0.1 or ::1;
+        the port need not be exposed). Returns False if nothing did within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            chunk = min(left, 300.0)
+            result = self._http.get_json(f"{self._base}/ports/{int(port)}/wait", params={"timeout": round(chunk, 3)},
+                                         timeout=chunk + 30)
+            if result["ready"] or time.monotonic() >= deadline:
+                return bool(result["ready"])
 
     @_hybridmethod
     def kill(self) -> bool:

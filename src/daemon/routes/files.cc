@@ -3,10 +3,12 @@
 // the daemon only ever sees bytes and clean relative names back.
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "daemon/base64.h"
+#include "daemon/body_reader.h"
 #include "daemon/file_ops.h"
 #include "daemon/json_body.h"
 #include "daemon/process_stream.h"
@@ -18,7 +20,7 @@ namespace {
 
 namespace proto = protocol::agent;
 
-constexpr size_t kWriteLimit = size_t{256} << 20;     // files/write body (held in memory; see ARCHITECTURE)
+constexpr size_t kWriteLimit = size_t{1} << 30;       // files/write body (streamed: never held whole)
 constexpr size_t kWriteManyLimit = size_t{32} << 20;  // the contract's write-many body
 constexpr uint64_t kReadChunk = 256 * 1024;           // per FileRead: within the agent's initial window
 
@@ -160,8 +162,14 @@ ApiResult<std::vector<std::string>> make_parents_of(AgentConnection& conn, const
   return missing;
 }
 
-// Writes `data` to `path` atomically: a temporary file beside it, then a rename over it.
-ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path, std::string_view data,
+// The bytes of one write, piece by piece (each valid until the next call); an empty piece ends them.
+using NextPiece = std::function<ApiResult<std::string_view>()>;
+
+// Writes what `next` yields to `path` atomically: a temporary file beside it, then a rename over it.
+// Each piece goes to the agent as a run of FileWrite frames sent at once, and all are acknowledged
+// before the next piece is sent, so a write holds at most one piece (and the reader's one piece
+// ahead). Whatever fails after the temporary file exists (the agent, the body, the rename) removes it.
+ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path, const NextPiece& next,
                                  std::optional<uint32_t> mode, bool make_parents, const Owner& owner = {}) {
   if (make_parents) {
     API_TRY(auto made, make_parents_of(conn, parent_of(path)));
@@ -179,19 +187,39 @@ ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path,
     (void)file_call(conn, rm);
   };
   uint64_t offset = 0;
-  do {
-    size_t n = std::min<size_t>(data.size() - offset, proto::kMaxChunk);
-    auto w = request(proto::Type::kFileWrite);
-    w.file_write = {proto::to_str(temp), new_mode, offset == 0 ? 3u : 0u, offset,
-                    {reinterpret_cast<const uint8_t*>(data.data() + offset), static_cast<uint32_t>(n)}};
-    auto reply = file_call(conn, w);
-    if (!reply.ok()) return reply.error();
-    if (reply->errnum) {
-      if (offset > 0) cleanup();
-      return file_error(reply->errnum, offset == 0 ? parent_of(path) : path, reply->message);
+  bool created = false;  // the temporary file exists (the first frame creates it, even for no data)
+  while (true) {
+    auto piece = next();
+    if (!piece.ok()) {
+      if (created) cleanup();
+      return piece.error();
     }
-    offset += n;
-  } while (offset < data.size());
+    std::string_view data = piece.value();
+    if (data.empty() && created) break;
+    std::vector<proto::Message> frames;
+    size_t at = 0;
+    do {  // at least one frame: the first creates the file, even with no data
+      size_t n = std::min<size_t>(data.size() - at, proto::kMaxChunk);
+      auto w = request(proto::Type::kFileWrite);
+      w.file_write = {proto::to_str(temp), new_mode, created || at > 0 ? 0u : 3u, offset + at,
+                      {reinterpret_cast<const uint8_t*>(data.data() + at), static_cast<uint32_t>(n)}};
+      frames.push_back(w);
+      at += n;
+    } while (at < data.size());
+    auto replies = file_calls(conn, std::move(frames));
+    // Any frame may have created the file (the agent handles them in order): clean up after all.
+    auto failed = [&](ApiError e) {
+      cleanup();  // best effort: a lost connection cannot be cleaned up after
+      return e;
+    };
+    if (!replies.ok()) return failed(replies.error());
+    for (const auto& reply : replies.value()) {
+      if (reply.errnum) return failed(file_error(reply.errnum, created ? path : parent_of(path), reply.message));
+      created = true;
+    }
+    offset += data.size();
+    if (data.empty()) break;  // an empty file
+  }
   if (auto owned = chown_paths(owner, {temp}); !owned.ok()) {
     cleanup();
     return owned.error();
@@ -207,6 +235,17 @@ ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path,
   API_TRY(auto info, stat(conn, path));
   if (!info) return file_error(ENOENT, path, "");
   return *info;
+}
+
+ApiResult<FileInfo> write_atomic(AgentConnection& conn, const std::string& path, std::string_view data,
+                                 std::optional<uint32_t> mode, bool make_parents, const Owner& owner = {}) {
+  bool given = false;
+  auto next = [&]() -> ApiResult<std::string_view> {
+    if (given) return std::string_view();
+    given = true;
+    return data;
+  };
+  return write_atomic(conn, path, next, mode, make_parents, owner);
 }
 
 // --- handlers -------------------------------------------------------------------------------------------
@@ -346,7 +385,10 @@ ApiResult<HttpResponse> write_file(Deps& d, const RequestContext& ctx) {
   API_TRY(auto owner, owner_of(d, ctx, user ? std::optional<std::string>(std::string(*user)) : std::nullopt, "user", true));
   API_TRY(auto t, target(d, ctx));
   API_TRY(auto path, path_query(ctx, t));
-  API_TRY(auto info, write_atomic(*t.conn, path, ctx.request.body, mode, make_parents.value_or(true), owner));
+  // The body goes from the socket to the agent piece by piece (BodyKind::kStream).
+  BlockingBodyReader body(*ctx.body);
+  NextPiece next = [&body] { return body.next(); };
+  API_TRY(auto info, write_atomic(*t.conn, path, next, mode, make_parents.value_or(true), owner));
   return json_response(200, entry_json(path, info));
 }
 
@@ -761,7 +803,7 @@ void add_file_routes(Router& router, SandboxManager& sandboxes, Timers& timers) 
     router.add(std::move(r));
   };
   route("GET", "read", BodyKind::kNone, kDefaultBodyLimit, read_file);
-  route("POST", "write", BodyKind::kNone, kWriteLimit, write_file);
+  route("POST", "write", BodyKind::kStream, kWriteLimit, write_file);
   route("POST", "write-many", BodyKind::kJson, kWriteManyLimit, write_many);
   route("GET", "list", BodyKind::kNone, kDefaultBodyLimit, list_files);
   route("GET", "stat", BodyKind::kNone, kDefaultBodyLimit, stat_file);

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base64.h"
+#include "daemon/body_reader.h"
+#include "daemon/idempotency.h"
 #include "daemon/json_body.h"
 #include "daemon/process_stream.h"
 #include "daemon/routes/routes.h"
@@ -15,7 +17,7 @@
 namespace airlock::daemon {
 namespace {
 
-constexpr size_t kRawStdinLimit = size_t{64} << 20;
+constexpr size_t kRawStdinLimit = size_t{1} << 30;  // streamed to the process, never held whole
 
 struct Deps {
   SandboxManager& sandboxes;
@@ -116,16 +118,7 @@ ApiResult<HttpResponse> get_process(Deps& d, const RequestContext& ctx) {
 
 ApiResult<HttpResponse> wait_process(Deps& d, const RequestContext& ctx) {
   if (auto error = ctx.query.check_names({"timeout"})) return *error;
-  double seconds = 30;
-  if (auto t = ctx.query.get("timeout")) {
-    char* end = nullptr;
-    std::string text(*t);
-    seconds = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end || !std::isfinite(seconds) || seconds < 0 || seconds > 300) {
-      return api_error(ErrorCode::kInvalidParameter, "timeout must be a number of seconds from 0 to 300")
-          .with_field("timeout");
-    }
-  }
+  API_TRY(double seconds, wait_timeout_seconds(ctx.query));
   API_TRY(auto process, find_process(d, ctx));
   if (process->exited() || seconds == 0) return json_response(200, process_json(*process));
   HttpResponse r;
@@ -176,17 +169,37 @@ ApiResult<HttpResponse> process_output(Deps& d, const RequestContext& ctx) {
   return stream_response(std::make_shared<ProcessEventSource>(process, options, d.timers), options.format);
 }
 
+// Raw bytes (application/octet-stream) go to the process piece by piece as they arrive: the daemon
+// holds at most two pieces, and a process that reads slowly slows the client (backpressure through
+// the agent connection). A JSON body is read whole (at most 1 MiB).
+ApiResult<HttpResponse> stream_stdin(Process& process, BlockingBodyReader& body) {
+  if (!process.stdin_open()) return api_error(ErrorCode::kStdinClosed, "the process's stdin is closed");
+  while (true) {
+    API_TRY(auto piece, body.next());
+    if (piece.empty()) break;
+    if (auto sent = process.send_stdin(piece, false); !sent.ok()) {
+      if (process.exited()) return api_error(ErrorCode::kProcessNotRunning, "the process has exited");
+      return api_error(ErrorCode::kStdinClosed, "stdin: " + sent.error().message);
+    }
+  }
+  return json_response(200, {{"bytes_written", body.bytes_read()}, {"stdin_open", process.stdin_open()}});
+}
+
 ApiResult<HttpResponse> send_stdin(Deps& d, const RequestContext& ctx) {
   if (auto error = ctx.query.check_names({})) return *error;
   API_TRY(auto process, find_process(d, ctx));
   std::string data;
   bool close = false;
   auto type = ctx.request.header("Content-Type");
+  BlockingBodyReader reader(*ctx.body);  // the route streams its body (BodyKind::kStream)
   if (type && is_json_media_type(*type)) {
-    if (ctx.request.body.size() > kDefaultBodyLimit) {
-      return api_error(ErrorCode::kPayloadTooLarge, "a JSON body is at most 1 MiB; send raw bytes as application/octet-stream");
+    auto text = reader.read_all(kDefaultBodyLimit);
+    if (!text.ok() && text.error().code == ErrorCode::kPayloadTooLarge) {
+      return api_error(ErrorCode::kPayloadTooLarge, "a JSON body is at most 1 MiB; send raw bytes as application/octet-stream")
+          .with_details({{"limit_bytes", kDefaultBodyLimit}});
     }
-    API_TRY(auto body, parse_json_object(ctx.request.body));
+    if (!text.ok()) return text.error();
+    API_TRY(auto body, parse_json_object(text.value()));
     for (auto it = body.begin(); it != body.end(); ++it) {
       if (it.key() != "data" && it.key() != "encoding" && it.key() != "close") return bad_field(it.key(), "is not a known field");
     }
@@ -209,7 +222,7 @@ ApiResult<HttpResponse> send_stdin(Deps& d, const RequestContext& ctx) {
       data = std::move(*decoded);
     }
   } else if (type && type->starts_with("application/octet-stream")) {
-    data = ctx.request.body;
+    return stream_stdin(*process, reader);
   } else {
     return api_error(ErrorCode::kUnsupportedMediaType, "send application/json or application/octet-stream");
   }
@@ -413,7 +426,7 @@ ApiResult<HttpResponse> attach_process(Deps& d, const RequestContext& ctx) {
 
 }  // namespace
 
-void add_process_routes(Router& router, SandboxManager& sandboxes, Timers& timers) {
+void add_process_routes(Router& router, SandboxManager& sandboxes, Timers& timers, IdempotencyStore& idempotency) {
   auto deps = std::make_shared<Deps>(Deps{sandboxes, timers});
   auto route = [&](std::string method, std::string pattern, BodyKind body, bool blocking,
                    ApiResult<HttpResponse> (*fn)(Deps&, const RequestContext&), size_t limit = kDefaultBodyLimit) {
@@ -424,12 +437,18 @@ void add_process_routes(Router& router, SandboxManager& sandboxes, Timers& timer
   };
   const std::string base = "/v1/sandboxes/{sandbox_id}";
   route("POST", base + "/commands/stream", BodyKind::kJson, true, stream_command);
-  route("POST", base + "/processes", BodyKind::kJson, true, start_process);
+  {  // Idempotency-Key: a retry returns the process already started (idempotency.h)
+    Route r{"POST", base + "/processes", Access::kTenant, BodyKind::kJson, kDefaultBodyLimit,
+            with_idempotency(idempotency, start_process_operation(),
+                             [deps](const RequestContext& ctx) { return start_process(*deps, ctx); })};
+    r.blocking = true;
+    router.add(std::move(r));
+  }
   route("GET", base + "/processes", BodyKind::kNone, false, list_processes);
   route("GET", base + "/processes/{pid}", BodyKind::kNone, false, get_process);
   route("GET", base + "/processes/{pid}/wait", BodyKind::kNone, false, wait_process);
   route("GET", base + "/processes/{pid}/output", BodyKind::kNone, false, process_output);
-  route("POST", base + "/processes/{pid}/stdin", BodyKind::kNone, true, send_stdin, kRawStdinLimit);
+  route("POST", base + "/processes/{pid}/stdin", BodyKind::kStream, true, send_stdin, kRawStdinLimit);
   route("POST", base + "/processes/{pid}/stdin/close", BodyKind::kNone, true, close_stdin);
   route("POST", base + "/processes/{pid}/signal", BodyKind::kJson, true, signal_process);
   route("POST", base + "/processes/{pid}/resize", BodyKind::kJson, true, resize_process);

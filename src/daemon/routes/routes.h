@@ -11,10 +11,12 @@
 namespace airlock::daemon {
 
 class SandboxManager;
+class IdempotencyStore;
 class Timers;
 class QuotaStore;     // [obs]
 class DaemonMetrics;  // [obs]
 class SandboxLogs;    // [obs]
+class PortService;
 
 struct ApiServices {
   KeyStore& keys;
@@ -22,21 +24,29 @@ struct ApiServices {
   std::chrono::steady_clock::time_point started;  // for uptime
   SandboxManager* sandboxes = nullptr;            // null: no engine (unit tests); sandbox routes absent
   Timers* timers = nullptr;                       // for streams and long polls (with `sandboxes`)
+  IdempotencyStore* idempotency = nullptr;        // Idempotency-Key replays; required with `sandboxes`
   // [obs] Quotas, metrics and logs (issue 3); null: their routes are absent.
   QuotaStore* quotas = nullptr;
   DaemonMetrics* metrics = nullptr;
   SandboxLogs* logs = nullptr;  // the log routes also need `sandboxes`
+  PortService* ports = nullptr;  // exposed ports (issue 4); with `sandboxes`
 };
 
 void add_health_routes(Router& router, const ApiServices& services);   // GET /healthz
 void add_version_routes(Router& router);                                // GET /v1/version
 void add_key_routes(Router& router, ApiServices& services);            // /v1/keys, /v1/keys/{key_id}
-// /v1/sandboxes, /v1/sandboxes/{id}, .../timeout, .../commands/run (all on the worker pool)
-void add_sandbox_routes(Router& router, SandboxManager& sandboxes);
-// .../commands/stream and .../processes/* (streams, long polls and the WebSocket attach)
-void add_process_routes(Router& router, SandboxManager& sandboxes, Timers& timers);
+// /v1/sandboxes, /v1/sandboxes/{id}, .../timeout, .../commands/run (all on the worker pool); the
+// create honours Idempotency-Key through `idempotency`
+void add_sandbox_routes(Router& router, SandboxManager& sandboxes, IdempotencyStore& idempotency);
+// .../commands/stream and .../processes/* (streams, long polls and the WebSocket attach); starting a
+// process honours Idempotency-Key through `idempotency`
+void add_process_routes(Router& router, SandboxManager& sandboxes, Timers& timers, IdempotencyStore& idempotency);
 // .../files/* (every path resolved by the agent, inside the sandbox)
 void add_file_routes(Router& router, SandboxManager& sandboxes, Timers& timers);
+// PUT /v1/sandboxes/{id}/network (egress policy at runtime)
+void add_network_routes(Router& router, SandboxManager& sandboxes);
+// /v1/sandboxes/{id}/ports[/{port}[/tokens[/{token_id}]|/wait|/connect]] (exposed ports, issue 4)
+void add_port_routes(Router& router, SandboxManager& sandboxes, PortService& ports);
 // [obs] GET /v1/quota, GET/PUT /v1/tenants/{tenant}/quota
 void add_quota_routes(Router& router, ApiServices& services);
 // [obs] GET /metrics (admin)

@@ -1,10 +1,12 @@
 // Sandboxes: POST/GET /v1/sandboxes, GET/DELETE /v1/sandboxes/{sandbox_id},
 // POST /v1/sandboxes/{sandbox_id}/timeout, and the blocking POST .../commands/run.
 // Every operation is scoped to the caller's tenant: another tenant's sandbox is 404, like a missing one.
+// The create honours Idempotency-Key (idempotency.h wraps its handler where it is registered).
 #include <nlohmann/json.hpp>
 
 #include <charconv>
 
+#include "daemon/idempotency.h"
 #include "daemon/json_body.h"
 #include "daemon/page_cursor.h"
 #include "daemon/routes/routes.h"
@@ -28,9 +30,6 @@ std::string filter_fingerprint(const SandboxListQuery& q) {
 
 ApiResult<HttpResponse> create_sandbox(SandboxManager& sandboxes, const RequestContext& ctx) {
   if (auto error = ctx.query.check_names({})) return *error;
-  if (ctx.request.header("Idempotency-Key")) {
-    // Accepted by the contract; replay is not implemented yet, so each request creates a sandbox.
-  }
   API_TRY(auto body, parse_json_object(ctx.request.body));
   API_TRY(auto settings, parse_create_sandbox(body));
   API_TRY(auto record, sandboxes.create(ctx.principal.tenant, settings));
@@ -128,18 +127,20 @@ ApiResult<HttpResponse> run_command(SandboxManager& sandboxes, const RequestCont
 
 }  // namespace
 
-void add_sandbox_routes(Router& router, SandboxManager& sandboxes) {
+void add_sandbox_routes(Router& router, SandboxManager& sandboxes, IdempotencyStore& idempotency) {
   // Reads are a store lookup (microseconds, like the key routes) and stay on the I/O threads, so a
   // pool full of long commands never delays them; everything that reaches the engine or an agent,
   // or waits behind a destroy, is blocking.
   auto route = [&](std::string method, std::string pattern, BodyKind body, bool blocking,
-                   ApiResult<HttpResponse> (*fn)(SandboxManager&, const RequestContext&)) {
-    Route r{std::move(method), std::move(pattern), Access::kTenant, body, kDefaultBodyLimit,
-            [&sandboxes, fn](const RequestContext& ctx) { return fn(sandboxes, ctx); }};
+                   ApiResult<HttpResponse> (*fn)(SandboxManager&, const RequestContext&),
+                   std::optional<IdempotentOperation> idempotent = std::nullopt) {
+    Handler handler = [&sandboxes, fn](const RequestContext& ctx) { return fn(sandboxes, ctx); };
+    if (idempotent) handler = with_idempotency(idempotency, std::move(*idempotent), std::move(handler));
+    Route r{std::move(method), std::move(pattern), Access::kTenant, body, kDefaultBodyLimit, std::move(handler)};
     r.blocking = blocking;
     router.add(std::move(r));
   };
-  route("POST", "/v1/sandboxes", BodyKind::kJson, true, create_sandbox);
+  route("POST", "/v1/sandboxes", BodyKind::kJson, true, create_sandbox, create_sandbox_operation());
   route("GET", "/v1/sandboxes", BodyKind::kNone, false, list_sandboxes);
   route("GET", "/v1/sandboxes/{sandbox_id}", BodyKind::kNone, false, get_sandbox);
   route("DELETE", "/v1/sandboxes/{sandbox_id}", BodyKind::kNone, true, terminate_sandbox);

@@ -63,7 +63,7 @@ TEST_F(KeyStoreTest, DatabaseIsPrivateAndInWalMode) {
   ASSERT_TRUE(stmt.ok());
   ASSERT_TRUE(stmt->step().value());
   EXPECT_EQ(stmt->text_at(0), "wal");
-  EXPECT_EQ(db_->schema_version(), 4);  // 1: api_keys, 2: sandboxes, 3: quotas, 4: processes
+  EXPECT_EQ(db_->schema_version(), 6);  // 1: api_keys, 2: sandboxes, 3: quotas, 4: processes, 5: idempotency_keys, 6: port_tokens
 }
 
 TEST_F(KeyStoreTest, CreateThenCheck) {

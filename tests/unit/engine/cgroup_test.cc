@@ -205,6 +205,21 @@ TEST(CgroupRootsTest, MissingControllerIsAClearError) {
   EXPECT_NE(hybrid.error().message.find("not mounted"), std::string::npos) << hybrid.error().message;
 }
 
+// `ip netns add` binds a namespace file: its mountinfo root is "net:[ino]", not a path. A daemon
+// started with `nsenter --net=/run/netns/x` sees such lines and must still find its cgroups.
+TEST(CgroupRootsTest, NamespaceFileMountsAreSkipped) {
+  FakeTree t;
+  for (const char* d : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/pids",
+                        "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/unified"})
+    fs::create_directories(t.at(d));
+  fs::create_directories(t.at(kMemoryOwn));
+  put(t.at("/sys/fs/cgroup/unified/cgroup.controllers"), "hugetlb\n");
+  std::string mounts = "44 43 0:4 net:[4026532557] /run/netns/alt-d rw shared:2 - nsfs nsfs rw\n" + hybrid_mounts();
+  auto roots = CgroupRoots::from_files(kHybridCgroup, mounts, t.root(), t.ops());
+  ASSERT_TRUE(roots.ok()) << roots.error().message;
+  EXPECT_EQ(roots->hierarchies().size(), 4u);
+}
+
 TEST(CgroupRootsTest, GarbageInputIsAClearError) {
   for (std::string_view bad : {"", "hello world\n", "x:memory:/a\n", "4:memory:relative\n"}) {
     auto roots = CgroupRoots::from_files(bad, hybrid_mounts(), "/nonexistent");
