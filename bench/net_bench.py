@@ -237,7 +237,8 @@ else:
 def bench_proxy(d, size_mb, rounds, small):
     """Bulk transfer and small-request latency through the port proxy (daemon's unix socket, path-based,
     public port) vs the same server reached directly (a client inside the sandbox on 127.0.0.1)."""
-    sb = d.call("POST", "/v1/sandboxes", {"timeout": 600, "disk_mb": size_mb + 256, "memory_mb": 512,
+    # The writable layer is a tmpfs charged to the sandbox's memory: room for the blob and the server.
+    sb = d.call("POST", "/v1/sandboxes", {"timeout": 600, "disk_mb": size_mb + 256, "memory_mb": size_mb + 512,
                                            "ports": [{"port": PROXY_PORT, "public": True}]})
     sid = sb["sandbox_id"]
     try:
